@@ -1,0 +1,561 @@
+"""Case services: the only callers of transitions.
+
+Each public service runs in one transaction: lock the case row, check the actor's
+permission, run the transition, save, append the audit event, reconcile the clocks. A
+refused action writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils.translation import gettext as _
+from django_fsm import ConcurrentTransition, can_proceed, has_transition_perm
+
+from mediation.accounts.models import User
+from mediation.agencies.models import Agency
+from mediation.cases.audit import record_event
+from mediation.cases.clocks import MANUALLY_PAUSABLE, ClockSpec, wanted_clocks
+from mediation.cases.models import (
+    Case,
+    CaseKind,
+    CaseNumberSequence,
+    CaseParty,
+    CasePartyRole,
+    Category,
+    Channel,
+    Custody,
+    Dispute,
+    MediationTrack,
+    Petition,
+    Referral,
+    ReferralKind,
+    ReferralStatus,
+    RiskLevel,
+)
+from mediation.cases.permissions import INTAKE, in_scope
+from mediation.cases.steps import STEPS, StepContext
+from mediation.core.clock import local_date
+from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mediation.deadlines import services as clock_services
+from mediation.deadlines.calendar_source import current_calendar
+from mediation.deadlines.models import Clock, ClockStatus
+from mediation.parties.services import party_create
+
+KIND_WORD = {CaseKind.DISPUTE: "人调", CaseKind.PETITION: "信"}
+
+
+@dataclass(frozen=True)
+class PartyInput:
+    name: str
+    role: str
+    id_number: str | None = None
+    phone: str = ""
+    address: str = ""
+
+
+# Case numbers -------------------------------------------------------------------------------
+
+
+def _allocate_number(*, agency: Agency, kind: str, year: int) -> tuple[int, str]:
+    """Next number for (agency, year, kind), serialised by a row lock on its counter."""
+    CaseNumberSequence.objects.bulk_create(
+        [CaseNumberSequence(agency=agency, year=year, kind=kind, last_value=0)],
+        ignore_conflicts=True,
+    )
+    seq = CaseNumberSequence.objects.select_for_update().get(agency=agency, year=year, kind=kind)
+    seq.last_value = F("last_value") + 1
+    seq.save(update_fields=["last_value"])
+    seq.refresh_from_db(fields=["last_value"])
+    value = seq.last_value
+    number = f"({year}){agency.case_number_prefix}{KIND_WORD[kind]}字第{value:04d}号"
+    return value, number
+
+
+# Registration -------------------------------------------------------------------------------
+
+
+def _check_intake(actor: User) -> Agency:
+    if not actor.is_active or actor.agency_id is None or actor.role not in INTAKE:
+        raise PermissionDenied(_("您没有登记案件的权限。"))
+    return actor.agency
+
+
+def _attach_parties(case: Case, parties: Iterable[PartyInput], *, today: dt.date) -> list[int]:
+    ids = []
+    for p in parties:
+        if p.role not in CasePartyRole.values:
+            raise InvalidInput(_("当事人身份无效：%(role)s") % {"role": p.role})
+        party = party_create(
+            name=p.name,
+            id_number=p.id_number or None,
+            phone=p.phone,
+            address=p.address,
+            today=today,
+        )
+        CaseParty.objects.create(case=case, party=party, role=p.role)
+        ids.append(party.pk)
+    return ids
+
+
+def _create_case(
+    *,
+    kind: str,
+    actor: User,
+    title: str,
+    description: str,
+    channel_id: int,
+    category_id: int | None,
+    received_on: dt.date,
+    parties: list[PartyInput],
+    now: dt.datetime,
+    initial_state: str,
+    fields: dict[str, Any],
+) -> Case:
+    agency = _check_intake(actor)
+    today = local_date(now)
+    title = (title or "").strip()
+    if not title:
+        raise InvalidInput(_("请填写案件标题。"))
+    if received_on > today:
+        raise InvalidInput(_("收到日期不能晚于今天。"))
+    if not parties:
+        raise InvalidInput(_("请至少填写一名当事人。"))
+    channel = Channel.objects.filter(pk=channel_id, is_active=True).first()
+    if channel is None:
+        raise InvalidInput(_("来源渠道无效。"))
+    if category_id is not None and not Category.objects.filter(pk=category_id).exists():
+        raise InvalidInput(_("类型无效。"))
+    cls = Dispute if kind == CaseKind.DISPUTE else Petition
+    with transaction.atomic():
+        seq, number = _allocate_number(agency=agency, kind=kind, year=today.year)
+        case = cls(
+            kind=kind,
+            number=number,
+            registering_agency=agency,
+            year=today.year,
+            sequence=seq,
+            holder_agency=agency,
+            assignee=actor,
+            state_entered_at=now,
+            title=title,
+            description=description or "",
+            category_id=category_id,
+            channel=channel,
+            received_on=received_on,
+            registered_at=now,
+            state=initial_state,
+            **fields,
+        )
+        case.save()
+        Custody.objects.create(case=case, agency=agency, started_at=now)
+        party_ids = _attach_parties(case, parties, today=today)
+        clocks = _reconcile_clocks(case, now=now)
+        record_event(
+            case=case,
+            actor=actor,
+            transition="register",
+            from_state="",
+            to_state=case.state,
+            now=now,
+            data={"parties": party_ids, "clocks": clocks, "number": number},
+        )
+    return case
+
+
+def dispute_register(
+    *,
+    actor: User,
+    title: str,
+    channel_id: int,
+    received_on: dt.date,
+    parties: list[PartyInput],
+    now: dt.datetime,
+    description: str = "",
+    category_id: int | None = None,
+    mediation_track: str = MediationTrack.PEOPLE,
+    risk_level: str = RiskLevel.LOW,
+) -> Case:
+    """登记 a dispute; its triage clock starts (DOMAIN.md §6.1)."""
+    if mediation_track not in MediationTrack.values:
+        raise InvalidInput(_("调解类型无效。"))
+    if risk_level not in RiskLevel.values:
+        raise InvalidInput(_("风险等级无效。"))
+    return _create_case(
+        kind=CaseKind.DISPUTE,
+        actor=actor,
+        title=title,
+        description=description,
+        channel_id=channel_id,
+        category_id=category_id,
+        received_on=received_on,
+        parties=parties,
+        now=now,
+        initial_state="registered",
+        fields={"mediation_track": mediation_track, "risk_level": risk_level},
+    )
+
+
+def petition_receive(
+    *,
+    actor: User,
+    title: str,
+    channel_id: int,
+    received_on: dt.date,
+    parties: list[PartyInput],
+    now: dt.datetime,
+    description: str = "",
+    category_id: int | None = None,
+    petition_type: str = "",
+    involves_accusation: bool = False,
+    collective: bool = False,
+    headcount: int = 1,
+    repeat_of_id: int | None = None,
+) -> Case:
+    """收到 a petition (信访工作条例 Arts 17–21); registering it is the next transition."""
+    if petition_type and petition_type not in ("suggestion", "accusation", "complaint"):
+        raise InvalidInput(_("信访类型无效。"))
+    if headcount < 1:
+        raise InvalidInput(_("人数至少为 1。"))
+    representatives = [p for p in parties if p.role == CasePartyRole.REPRESENTATIVE]
+    if len(representatives) > 5:
+        raise InvalidInput(_("集体访代表人不得超过 5 人（信访工作条例第二十条）。"))
+    return _create_case(
+        kind=CaseKind.PETITION,
+        actor=actor,
+        title=title,
+        description=description,
+        channel_id=channel_id,
+        category_id=category_id,
+        received_on=received_on,
+        parties=parties,
+        now=now,
+        initial_state="received",
+        fields={
+            "petition_type": petition_type,
+            "involves_accusation": involves_accusation or petition_type == "accusation",
+            "collective": collective or headcount >= 5,
+            "headcount": headcount,
+            "repeat_of_id": repeat_of_id,
+        },
+    )
+
+
+# Transitions --------------------------------------------------------------------------------
+
+
+def _lock(case_id: int) -> Case:
+    case = Case.objects.select_for_update(of=("self",)).filter(pk=case_id).first()
+    if case is None:
+        raise NotFound(_("案件不存在。"))
+    return case.as_proxy()
+
+
+def transition_names(kind: str) -> list[str]:
+    return [name for (k, name) in STEPS if k == kind]
+
+
+def transition_label(case: Case, name: str) -> str:
+    for t in case.get_all_state_transitions():
+        if t.name == name:
+            return str(t.custom.get("label", name))
+    return name
+
+
+def case_transition(
+    *,
+    case_id: int,
+    transition: str,
+    actor: User,
+    now: dt.datetime,
+    data: dict[str, Any] | None = None,
+    expected_version: int | None = None,
+) -> Case:
+    """Run one transition of a case's machine on behalf of `actor`.
+
+    Raises InvalidInput (unknown transition or bad step data), Conflict (not allowed from the
+    current state, a stale `expected_version`, or lost to a concurrent change) or
+    PermissionDenied; in each case nothing is written.
+    """
+    try:
+        with transaction.atomic():
+            case = _lock(case_id)
+            step = STEPS.get((case.kind, transition))
+            if step is None:
+                raise InvalidInput(_("未知的操作：%(name)s") % {"name": transition})
+            if expected_version is not None and case.version != expected_version:
+                raise Conflict(_("案件已被他人更新，请刷新后重试。"), code="stale")
+            method = getattr(case, transition)
+            label = transition_label(case, transition)
+            if not can_proceed(method):
+                raise Conflict(
+                    _("案件当前状态为「%(state)s」，不能执行「%(action)s」。")
+                    % {"state": case.state_label, "action": label},
+                    code="transition_not_allowed",
+                )
+            if not has_transition_perm(method, actor):
+                raise PermissionDenied(_("您无权对本案执行「%(action)s」。") % {"action": label})
+            today = local_date(now)
+            form = step.form_class(data=data or {}, case=case, actor=actor, today=today)
+            if not form.is_valid():
+                raise InvalidInput(
+                    _("提交的信息有误。"),
+                    details={k: [str(m) for m in v] for k, v in form.errors.items()},
+                )
+            referral = case.referrals.filter(status=ReferralStatus.PENDING).first()
+            ctx = StepContext(
+                case=case,
+                actor=actor,
+                now=now,
+                today=today,
+                cleaned=form.cleaned_data,
+                referral=referral,
+            )
+            from_state, from_holder = case.state, case.holder_agency_id
+            method(**step.kwargs(ctx))
+            case.version += 1
+            case.state_entered_at = now
+            if case.is_terminal and case.closed_at is None:
+                case.closed_at = now
+            case.save()
+            step_data = step.record(ctx)
+            if step_data and case.kind == CaseKind.PETITION and transition == "register":
+                case.save(update_fields=["petition_type", "involves_accusation"])
+            if case.holder_agency_id != from_holder:
+                _move_custody(case, now=now)
+            clocks = _reconcile_clocks(case, now=now)
+            record_event(
+                case=case,
+                actor=actor,
+                transition=transition,
+                from_state=from_state,
+                to_state=case.state,
+                now=now,
+                note=form.cleaned_data.get("note", ""),
+                data={**step_data, "clocks": clocks},
+            )
+            return case
+    except ConcurrentTransition as exc:
+        raise Conflict(_("案件已被他人同时处理，请刷新后重试。"), code="concurrent") from exc
+    except IntegrityError as exc:
+        # A unique key (event per version, one pending referral...) lost a race.
+        raise Conflict(_("案件已被他人同时处理，请刷新后重试。"), code="concurrent") from exc
+
+
+def _move_custody(case: Case, *, now: dt.datetime) -> None:
+    Custody.objects.filter(case=case, ended_at__isnull=True).update(ended_at=now)
+    Custody.objects.create(case=case, agency_id=case.holder_agency_id, started_at=now)
+
+
+def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
+    """Make the live clocks match `wanted_clocks(case)`; returns what changed, for the event."""
+    calendar = current_calendar()
+    today = local_date(now)
+    wanted: dict[str, ClockSpec] = {spec.rule_code: spec for spec in wanted_clocks(case)}
+    live = {c.rule_code: c for c in clock_services.clocks_live_for(case_id=case.pk)}
+    changes: dict[str, list[str]] = {"started": [], "stopped": [], "recomputed": []}
+    for code, clock in live.items():
+        spec = wanted.get(code)
+        if spec is None or spec.start_date != clock.start_date:
+            clock_services.clock_stop(clock=clock, now=now, reason=f"left:{case.state}")
+            changes["stopped"].append(code)
+    for code, spec in wanted.items():
+        clock = live.get(code)
+        if clock is None or clock.status == ClockStatus.STOPPED:
+            clock = clock_services.clock_start(
+                case_id=case.pk,
+                rule_code=code,
+                start_date=spec.start_date,
+                entered_state=case.state,
+                extra_days=spec.extra_days,
+                now=now,
+                calendar=calendar,
+            )
+            changes["started"].append(code)
+            if spec.pause_mode == "pause":
+                clock_services.clock_pause(
+                    clock=clock, on=today, reason=case.state, now=now, calendar=calendar
+                )
+            continue
+        if spec.pause_mode == "pause" and clock.status == ClockStatus.RUNNING:
+            clock_services.clock_pause(
+                clock=clock, on=today, reason=case.state, now=now, calendar=calendar
+            )
+            changes["recomputed"].append(code)
+        elif spec.pause_mode == "run" and clock.status == ClockStatus.PAUSED:
+            clock_services.clock_resume(clock=clock, on=today, now=now, calendar=calendar)
+            changes["recomputed"].append(code)
+        if spec.extra_days != clock.extra_days:
+            clock_services.clock_recompute(
+                clock=clock, now=now, calendar=calendar, extra_days=spec.extra_days
+            )
+            changes["recomputed"].append(code)
+    return {k: v for k, v in changes.items() if v}
+
+
+# Clock pauses (复核听证, 信访工作条例 Art 36 ¶2) ------------------------------------------------
+
+
+def _clock_action(
+    *, case_id: int, actor: User, now: dt.datetime, rule_code: str, action: str, **kw: Any
+) -> Clock:
+    with transaction.atomic():
+        case = _lock(case_id)
+        if not in_scope(actor, case) or actor.role not in INTAKE:
+            raise PermissionDenied(_("您无权暂停或恢复本案期限。"))
+        if rule_code not in MANUALLY_PAUSABLE:
+            raise InvalidInput(_("该期限不能手动暂停：%(rule)s") % {"rule": rule_code})
+        clock = Clock.objects.filter(
+            case=case, rule_code=rule_code, status__in=[ClockStatus.RUNNING, ClockStatus.PAUSED]
+        ).first()
+        if clock is None:
+            raise Conflict(_("本案当前没有该期限。"), code="transition_not_allowed")
+        calendar = current_calendar()
+        today = local_date(now)
+        if action == "pause":
+            if clock.status == ClockStatus.PAUSED:
+                raise Conflict(_("期限已处于暂停状态。"), code="transition_not_allowed")
+            on = kw.get("on") or today
+            if on > today or on <= clock.start_date:
+                raise InvalidInput(_("暂停开始日期须在起算日之后且不晚于今天。"))
+            clock_services.clock_pause(
+                clock=clock, on=on, reason=kw.get("reason") or "", now=now, calendar=calendar
+            )
+        else:
+            if clock.status != ClockStatus.PAUSED:
+                raise Conflict(_("期限未暂停。"), code="transition_not_allowed")
+            on = kw.get("on") or today
+            if on > today:
+                raise InvalidInput(_("恢复日期不能晚于今天。"))
+            clock_services.clock_resume(clock=clock, on=on, now=now, calendar=calendar)
+        case.version += 1
+        case.save(update_fields=["version", "updated_at"])
+        record_event(
+            case=case,
+            actor=actor,
+            transition=f"{action}_clock",
+            from_state=case.state,
+            to_state=case.state,
+            now=now,
+            note=kw.get("reason") or "",
+            data={"rule": rule_code, "on": on.isoformat(), "due": clock.due.isoformat()},
+        )
+        return clock
+
+
+def case_pause_clock(
+    *,
+    case_id: int,
+    actor: User,
+    now: dt.datetime,
+    rule_code: str,
+    reason: str,
+    on: dt.date | None = None,
+) -> Clock:
+    """Pause a clock for a hearing (听证); the paused days do not count."""
+    if not (reason or "").strip():
+        raise InvalidInput(_("请填写暂停理由。"))
+    return _clock_action(
+        case_id=case_id,
+        actor=actor,
+        now=now,
+        rule_code=rule_code,
+        action="pause",
+        reason=reason,
+        on=on,
+    )
+
+
+def case_resume_clock(
+    *, case_id: int, actor: User, now: dt.datetime, rule_code: str, on: dt.date | None = None
+) -> Clock:
+    return _clock_action(
+        case_id=case_id, actor=actor, now=now, rule_code=rule_code, action="resume", on=on
+    )
+
+
+# 访调对接: a petition in handling sends the matter to a mediation committee --------------------
+
+
+def petition_refer_to_mediation(
+    *, petition_id: int, actor: User, to_agency_id: int, now: dt.datetime, note: str = ""
+) -> Case:
+    """Spawn a dispute linked to the petition and refer it to `to_agency` (访调对接).
+
+    The petition's own 60-day clock keeps running (DOMAIN.md §1.6: not confirmed otherwise).
+    """
+    with transaction.atomic():
+        petition = _lock(petition_id)
+        if petition.kind != CaseKind.PETITION:
+            raise InvalidInput(_("只有信访事项可以转人民调解。"))
+        if petition.state not in ("handling", "extended"):
+            raise Conflict(_("信访事项须在办理中才能转人民调解。"), code="transition_not_allowed")
+        if not in_scope(actor, petition) or actor.role not in INTAKE:
+            raise PermissionDenied(_("您无权对本案转人民调解。"))
+        target = Agency.objects.filter(pk=to_agency_id, is_active=True).first()
+        if target is None:
+            raise InvalidInput(_("接收机构无效。"))
+        today = local_date(now)
+        seq, number = _allocate_number(
+            agency=petition.holder_agency, kind=CaseKind.DISPUTE, year=today.year
+        )
+        dispute = Dispute(
+            kind=CaseKind.DISPUTE,
+            number=number,
+            registering_agency=petition.holder_agency,
+            year=today.year,
+            sequence=seq,
+            holder_agency=petition.holder_agency,
+            assignee=actor,
+            state_entered_at=now,
+            title=petition.title,
+            description=petition.description,
+            category=None,
+            channel=Channel.objects.get(code="petition_referral"),
+            received_on=today,
+            registered_at=now,
+            spawned_from=petition,
+            state="assigned",
+        )
+        dispute.save()
+        Custody.objects.create(case=dispute, agency=petition.holder_agency, started_at=now)
+        for cp in petition.case_parties.all():
+            role = CasePartyRole.APPLICANT if cp.role == CasePartyRole.PETITIONER else cp.role
+            CaseParty.objects.create(case=dispute, party_id=cp.party_id, role=role)
+        Referral.objects.create(
+            case=dispute,
+            kind=ReferralKind.PETITION_MEDIATION,
+            from_agency=petition.holder_agency,
+            to_agency=target,
+            sent_by=actor,
+            sent_at=now,
+            note=note,
+        )
+        clocks = _reconcile_clocks(dispute, now=now)
+        record_event(
+            case=dispute,
+            actor=actor,
+            transition="register",
+            from_state="",
+            to_state="assigned",
+            now=now,
+            data={"spawned_from": petition.pk, "to_agency": target.pk, "clocks": clocks},
+        )
+        petition.version += 1
+        petition.save(update_fields=["version", "updated_at"])
+        record_event(
+            case=petition,
+            actor=actor,
+            transition="refer_to_mediation",
+            from_state=petition.state,
+            to_state=petition.state,
+            now=now,
+            note=note,
+            data={"dispute": dispute.pk, "to_agency": target.pk},
+        )
+        return dispute

@@ -1,0 +1,783 @@
+"""The data each step must capture, and what it records besides the state change.
+
+One `Step` per (case kind, transition). Its form validates the input (the same form serves
+the admin, the web pages and the API); `kwargs()` gives the transition method its arguments;
+`record()` writes the step's own rows (agreement, opinion, extension, referral) inside the
+service's transaction and returns what goes into the audit event's data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from mediation.accounts.models import Role, User
+from mediation.agencies.models import Agency, AgencyKind
+from mediation.cases.models import (
+    Agreement,
+    AgreementForm,
+    Case,
+    CaseKind,
+    Category,
+    Extension,
+    Opinion,
+    OpinionResult,
+    OpinionStage,
+    Referral,
+    ReferralKind,
+    ReferralStatus,
+    RiskLevel,
+)
+
+
+@dataclass
+class StepContext:
+    case: Case
+    actor: User
+    now: dt.datetime
+    today: dt.date
+    cleaned: dict[str, Any] = field(default_factory=dict)
+    referral: Referral | None = None
+
+
+# Forms -------------------------------------------------------------------------------------
+
+
+class StepForm(forms.Form):
+    """Base form: knows the case, the actor and today's date (Asia/Shanghai)."""
+
+    note = forms.CharField(label=_("备注"), required=False, widget=forms.Textarea, max_length=2000)
+
+    def __init__(self, *args: Any, case: Case, actor: User, today: dt.date, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.case = case
+        self.actor = actor
+        self.today = today
+
+    def clean_not_future(self, name: str) -> dt.date | None:
+        value = self.cleaned_data.get(name)
+        if value and value > self.today:
+            raise forms.ValidationError(_("日期不能晚于今天。"))
+        return value
+
+
+class ReasonForm(StepForm):
+    reason = forms.CharField(label=_("理由"), max_length=2000, widget=forms.Textarea)
+
+
+class TriageForm(StepForm):
+    risk_level = forms.ChoiceField(label=_("风险等级"), choices=RiskLevel.choices)
+    category = forms.ModelChoiceField(
+        label=_("纠纷类型"), queryset=Category.objects.filter(is_active=True), required=False
+    )
+
+
+def _agencies() -> Any:
+    return Agency.objects.active()
+
+
+class AssignForm(StepForm):
+    to_agency = forms.ModelChoiceField(label=_("交办至"), queryset=_agencies())
+    referral_kind = forms.ChoiceField(
+        label=_("对接类型"),
+        choices=[
+            (ReferralKind.ASSIGN, ReferralKind.ASSIGN.label),
+            (ReferralKind.POLICE_MEDIATION, ReferralKind.POLICE_MEDIATION.label),
+            (ReferralKind.COURT_MEDIATION, ReferralKind.COURT_MEDIATION.label),
+            (ReferralKind.PETITION_MEDIATION, ReferralKind.PETITION_MEDIATION.label),
+        ],
+        initial=ReferralKind.ASSIGN,
+        required=False,
+    )
+
+    def clean_to_agency(self) -> Agency:
+        agency = self.cleaned_data["to_agency"]
+        if agency.pk == self.case.holder_agency_id:
+            raise forms.ValidationError(_("不能交办给本机构。"))
+        return agency
+
+
+class AcceptDisputeForm(StepForm):
+    accepted_on = forms.DateField(label=_("受理日期"), required=False)
+    assignee = forms.ModelChoiceField(
+        label=_("承办调解员"), queryset=User.objects.filter(is_active=True), required=False
+    )
+
+    def clean_accepted_on(self) -> dt.date:
+        return self.clean_not_future("accepted_on") or self.today
+
+    def clean_assignee(self) -> User | None:
+        user = self.cleaned_data.get("assignee")
+        if user is not None and user.agency_id != self.actor.agency_id:
+            raise forms.ValidationError(_("承办人必须是本机构人员。"))
+        return user
+
+
+TRANSFER_TARGETS = [
+    ("litigation", _("诉讼")),
+    ("arbitration", _("仲裁")),
+    ("administrative", _("行政机关处理")),
+    ("criminal", _("公安机关立案（110）")),
+    ("enforcement", _("申请强制执行")),
+]
+
+
+class TransferForm(StepForm):
+    target = forms.ChoiceField(label=_("转出去向"), choices=TRANSFER_TARGETS)
+    external_reference = forms.CharField(label=_("外部案号"), max_length=100, required=False)
+
+
+class ExtendDisputeForm(StepForm):
+    reason = forms.CharField(label=_("延期理由"), max_length=2000, widget=forms.Textarea)
+    extra_days = forms.IntegerField(label=_("延长天数"), min_value=1, max_value=90)
+    parties_consented = forms.BooleanField(
+        label=_("双方当事人同意延期"),
+        error_messages={"required": _("调解延期须经双方当事人同意。")},
+    )
+
+
+class SuspendForm(StepForm):
+    """中止 pauses the mediation period from today; 恢复 ends the pause the day before."""
+
+    reason = forms.CharField(label=_("中止理由（如鉴定）"), max_length=2000)
+
+
+class AgreementStepForm(StepForm):
+    form = forms.ChoiceField(
+        label=_("协议形式"),
+        choices=[
+            (AgreementForm.WRITTEN, AgreementForm.WRITTEN.label),
+            (AgreementForm.ORAL, AgreementForm.ORAL.label),
+        ],
+    )
+    text = forms.CharField(label=_("协议内容"), widget=forms.Textarea, max_length=20000)
+    effective_on = forms.DateField(label=_("生效日期"), required=False)
+    performance_due_on = forms.DateField(label=_("履行期限"), required=False)
+
+    def clean_effective_on(self) -> dt.date:
+        return self.clean_not_future("effective_on") or self.today
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        eff, perf = data.get("effective_on"), data.get("performance_due_on")
+        if eff and perf and perf < eff:
+            self.add_error("performance_due_on", _("履行期限不能早于协议生效日期。"))
+        return data
+
+
+class CloseFailedForm(StepForm):
+    reason = forms.CharField(label=_("终止理由"), max_length=2000, widget=forms.Textarea)
+    routes_explained = forms.BooleanField(
+        label=_("已告知当事人可通过仲裁、行政、司法等途径解决"),
+        error_messages={
+            "required": _("终止调解须告知当事人其他解决途径（人民调解法第二十六条）。")
+        },
+    )
+
+
+class EscalateForm(StepForm):
+    to_agency = forms.ModelChoiceField(label=_("上交至"), queryset=_agencies(), required=False)
+    reason = forms.CharField(label=_("上交理由"), max_length=2000)
+
+    def clean_to_agency(self) -> Agency:
+        agency = self.cleaned_data.get("to_agency")
+        if agency is None:
+            agency = self.case.holder_agency.parent
+            if agency is None:
+                raise forms.ValidationError(_("本机构没有上级机构，请指定上交机构。"))
+        if agency.pk == self.case.holder_agency_id:
+            raise forms.ValidationError(_("不能上交给本机构。"))
+        return agency
+
+
+class ApplyConfirmationForm(StepForm):
+    court = forms.ModelChoiceField(
+        label=_("受理法院"),
+        queryset=Agency.objects.filter(kind=AgencyKind.PEOPLES_COURT, is_active=True),
+        required=False,
+    )
+    applied_on = forms.DateField(label=_("申请日期"), required=False)
+
+    def clean_applied_on(self) -> dt.date:
+        return self.clean_not_future("applied_on") or self.today
+
+
+class ConfirmForm(StepForm):
+    ruling_number = forms.CharField(label=_("确认裁定书案号"), max_length=100)
+    decided_on = forms.DateField(label=_("裁定日期"), required=False)
+
+    def clean_decided_on(self) -> dt.date:
+        return self.clean_not_future("decided_on") or self.today
+
+
+class FollowUpForm(StepForm):
+    visited_on = forms.DateField(label=_("回访日期"), required=False)
+    performed = forms.BooleanField(label=_("协议已履行"), required=False)
+    satisfaction = forms.ChoiceField(
+        label=_("满意度"),
+        choices=[("satisfied", _("满意")), ("basic", _("基本满意")), ("unsatisfied", _("不满意"))],
+    )
+
+    def clean_visited_on(self) -> dt.date:
+        return self.clean_not_future("visited_on") or self.today
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not data.get("performed"):
+            raise forms.ValidationError(_("协议未履行的，请选择“未履行，重新调解”或转出。"))
+        return data
+
+
+class RegisterPetitionForm(StepForm):
+    petition_type = forms.ChoiceField(
+        label=_("信访类型"),
+        choices=[
+            ("suggestion", _("建议意见")),
+            ("accusation", _("检举控告")),
+            ("complaint", _("申诉求决")),
+        ],
+    )
+
+
+class ForwardForm(StepForm):
+    to_agency = forms.ModelChoiceField(label=_("转送/交办至"), queryset=_agencies())
+    mode = forms.ChoiceField(
+        label=_("方式"),
+        choices=[(ReferralKind.FORWARD, _("转送")), (ReferralKind.ASSIGN, _("交办"))],
+    )
+    report_due = forms.DateField(label=_("报告办理结果期限（交办）"), required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        agency = data.get("to_agency")
+        if agency is not None and agency.pk == self.case.holder_agency_id:
+            self.add_error("to_agency", _("不能转送给本机构。"))
+        if data.get("mode") == ReferralKind.ASSIGN and not data.get("report_due"):
+            self.add_error(
+                "report_due", _("交办须设定报告办理结果的期限（信访工作条例第二十二条）。")
+            )
+        due = data.get("report_due")
+        if due and due <= self.today:
+            self.add_error("report_due", _("报告期限须晚于今天。"))
+        return data
+
+
+class AcceptPetitionForm(StepForm):
+    accepted_on = forms.DateField(label=_("受理日期"), required=False)
+    notice_served_on = forms.DateField(label=_("受理告知书送达日期"), required=False)
+
+    def clean_accepted_on(self) -> dt.date:
+        return self.clean_not_future("accepted_on") or self.today
+
+    def clean_notice_served_on(self) -> dt.date | None:
+        return self.clean_not_future("notice_served_on")
+
+
+NOT_ACCEPT_BASES = [
+    ("same_matter_in_progress", _("同一事项正在办理（第十九条第三款）")),
+    ("final", _("已复核终结（第三十六条第三款）")),
+    ("litigation", _("涉法涉诉，导入政法渠道（第二十二条第二款）")),
+    ("other", _("其他")),
+]
+
+
+class NotAcceptForm(StepForm):
+    basis = forms.ChoiceField(label=_("依据"), choices=NOT_ACCEPT_BASES)
+    reason = forms.CharField(label=_("理由"), max_length=2000, widget=forms.Textarea)
+
+
+DIVERT_PROCEDURES = [
+    ("litigation", _("诉讼")),
+    ("arbitration", _("仲裁")),
+    ("administrative_review", _("行政复议")),
+    ("administrative_ruling", _("行政裁决")),
+    ("party_appeal", _("党员申诉")),
+]
+
+
+class DivertForm(StepForm):
+    procedure = forms.ChoiceField(label=_("法定程序"), choices=DIVERT_PROCEDURES)
+    external_reference = forms.CharField(label=_("关联案号"), max_length=100, required=False)
+
+
+class ExtendPetitionForm(StepForm):
+    reason = forms.CharField(label=_("延期理由"), max_length=2000, widget=forms.Textarea)
+    approver = forms.ModelChoiceField(
+        label=_("批准人（机关负责人）"), queryset=User.objects.filter(is_active=True)
+    )
+    petitioner_notified_on = forms.DateField(label=_("告知信访人延期理由日期"))
+
+    def clean_approver(self) -> User:
+        user = self.cleaned_data["approver"]
+        holder = self.case.holder_agency
+        if holder.head_id != user.pk and not (
+            user.role == Role.SUPERVISOR and user.agency_id == holder.pk
+        ):
+            raise forms.ValidationError(_("延期须经本机关负责人批准（信访工作条例第三十四条）。"))
+        return user
+
+    def clean_petitioner_notified_on(self) -> dt.date | None:
+        return self.clean_not_future("petitioner_notified_on")
+
+
+class OpinionForm(StepForm):
+    result = forms.ChoiceField(label=_("结论"), choices=OpinionResult.choices)
+    text = forms.CharField(label=_("意见内容"), widget=forms.Textarea, max_length=20000)
+    served_on = forms.DateField(label=_("送达日期"))
+
+    def clean_served_on(self) -> dt.date | None:
+        return self.clean_not_future("served_on")
+
+
+class PetitionMediationForm(StepForm):
+    form = forms.ChoiceField(
+        label=_("协议形式"),
+        choices=[
+            (AgreementForm.WRITTEN, _("调解协议书")),
+            (AgreementForm.SETTLEMENT, _("和解协议书")),
+        ],
+    )
+    text = forms.CharField(label=_("协议内容"), widget=forms.Textarea, max_length=20000)
+    effective_on = forms.DateField(label=_("生效日期"), required=False)
+
+    def clean_effective_on(self) -> dt.date:
+        return self.clean_not_future("effective_on") or self.today
+
+
+class ClosePetitionForm(StepForm):
+    reason = forms.ChoiceField(
+        label=_("办结情形"),
+        choices=[
+            ("satisfied", _("信访人满意/无异议")),
+            ("window_lapsed", _("申请复查/复核期限届满")),
+            ("mediated", _("调解/和解结案")),
+        ],
+    )
+
+
+class ReviewRequestForm(StepForm):
+    received_on = forms.DateField(label=_("申请收到日期"), required=False)
+    to_agency = forms.ModelChoiceField(
+        label=_("复查/复核机关"), queryset=_agencies(), required=False
+    )
+
+    def clean_received_on(self) -> dt.date:
+        return self.clean_not_future("received_on") or self.today
+
+    def clean_to_agency(self) -> Agency:
+        agency = self.cleaned_data.get("to_agency") or self.case.holder_agency.parent
+        if agency is None:
+            raise forms.ValidationError(_("请指定上一级机关。"))
+        if agency.pk == self.case.holder_agency_id:
+            raise forms.ValidationError(_("复查/复核由上一级机关办理。"))
+        return agency
+
+
+# Steps -------------------------------------------------------------------------------------
+
+
+class Step:
+    form_class: type[StepForm] = StepForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return {}
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if hasattr(value, "pk"):
+        return value.pk
+    return value
+
+
+def _data(ctx: StepContext, *names: str) -> dict[str, Any]:
+    return {n: _iso(ctx.cleaned.get(n)) for n in names if ctx.cleaned.get(n) not in (None, "")}
+
+
+class ReasonStep(Step):
+    form_class = ReasonForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"reason": ctx.cleaned["reason"]}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "reason")
+
+
+class TriageStep(Step):
+    form_class = TriageForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"risk_level": ctx.cleaned["risk_level"], "category": ctx.cleaned.get("category")}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "risk_level", "category")
+
+
+def _open_referral(ctx: StepContext, *, to: Agency, kind: str, report_due=None) -> Referral:
+    return Referral.objects.create(
+        case=ctx.case,
+        kind=kind,
+        from_agency_id=ctx.case.holder_agency_id,
+        to_agency=to,
+        sent_by=ctx.actor,
+        sent_at=ctx.now,
+        report_due=report_due,
+        note=ctx.cleaned.get("note", ""),
+    )
+
+
+def _close_referral(ctx: StepContext, *, status: str, reason: str = "") -> None:
+    ref = ctx.referral
+    if ref is None:
+        return
+    ref.status = status
+    ref.responded_by = ctx.actor
+    ref.responded_at = ctx.now
+    ref.return_reason = reason
+    ref.save(update_fields=["status", "responded_by", "responded_at", "return_reason"])
+
+
+class AssignStep(Step):
+    form_class = AssignForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        kind = ctx.cleaned.get("referral_kind") or ReferralKind.ASSIGN
+        ref = _open_referral(ctx, to=ctx.cleaned["to_agency"], kind=kind)
+        return {"to_agency": ref.to_agency_id, "referral": ref.pk, "referral_kind": kind}
+
+
+class AcceptDisputeStep(Step):
+    form_class = AcceptDisputeForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {
+            "agency_id": ctx.actor.agency_id,
+            "accepted_on": ctx.cleaned["accepted_on"],
+            "assignee": ctx.cleaned.get("assignee") or ctx.actor,
+        }
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        _close_referral(ctx, status=ReferralStatus.ACCEPTED)
+        return _data(ctx, "accepted_on", "assignee")
+
+
+class DeclineStep(ReasonStep):
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        _close_referral(ctx, status=ReferralStatus.RETURNED, reason=ctx.cleaned["reason"])
+        return _data(ctx, "reason")
+
+
+class TransferStep(Step):
+    form_class = TransferForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {
+            "target": ctx.cleaned["target"],
+            "external_reference": ctx.cleaned.get("external_reference", ""),
+        }
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "target", "external_reference")
+
+
+class ExtendDisputeStep(Step):
+    form_class = ExtendDisputeForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"extra_days": ctx.cleaned["extra_days"]}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        Extension.objects.create(
+            case=ctx.case,
+            reason=ctx.cleaned["reason"],
+            extra_days=ctx.cleaned["extra_days"],
+            parties_consented=True,
+            recorded_by=ctx.actor,
+            recorded_at=ctx.now,
+        )
+        return _data(ctx, "reason", "extra_days", "parties_consented")
+
+
+class SuspendStep(Step):
+    form_class = SuspendForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "reason")
+
+
+class AgreementStep(Step):
+    form_class = AgreementStepForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        agreement = Agreement.objects.create(
+            case=ctx.case,
+            form=ctx.cleaned["form"],
+            text=ctx.cleaned["text"],
+            effective_on=ctx.cleaned["effective_on"],
+            performance_due_on=ctx.cleaned.get("performance_due_on"),
+            recorded_by=ctx.actor,
+            recorded_at=ctx.now,
+        )
+        return {
+            "agreement": agreement.pk,
+            **_data(ctx, "form", "effective_on", "performance_due_on"),
+        }
+
+
+class CloseFailedStep(Step):
+    form_class = CloseFailedForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"reason": ctx.cleaned["reason"]}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "reason", "routes_explained")
+
+
+class EscalateStep(Step):
+    form_class = EscalateForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"agency_id": ctx.cleaned["to_agency"].pk}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return {"from_agency": ctx.case.holder_agency_id, **_data(ctx, "to_agency", "reason")}
+
+
+class ApplyConfirmationStep(Step):
+    form_class = ApplyConfirmationForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"applied_on": ctx.cleaned["applied_on"]}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "court", "applied_on")
+
+
+class ConfirmStep(Step):
+    form_class = ConfirmForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"ruling_number": ctx.cleaned["ruling_number"]}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "ruling_number", "decided_on")
+
+
+class RemediateStep(ReasonStep):
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"today": ctx.today}
+
+
+class FollowUpStep(Step):
+    form_class = FollowUpForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "visited_on", "performed", "satisfaction")
+
+
+class RegisterPetitionStep(Step):
+    form_class = RegisterPetitionForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        ctx.case.petition_type = ctx.cleaned["petition_type"]
+        if ctx.cleaned["petition_type"] == "accusation":
+            ctx.case.involves_accusation = True
+        return _data(ctx, "petition_type")
+
+
+class ForwardStep(Step):
+    form_class = ForwardForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        ref = _open_referral(
+            ctx,
+            to=ctx.cleaned["to_agency"],
+            kind=ctx.cleaned["mode"],
+            report_due=ctx.cleaned.get("report_due"),
+        )
+        return {"referral": ref.pk, **_data(ctx, "to_agency", "mode", "report_due")}
+
+
+class AcceptPetitionStep(Step):
+    form_class = AcceptPetitionForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"accepted_on": ctx.cleaned["accepted_on"]}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "accepted_on", "notice_served_on")
+
+
+class AcceptForwardedStep(AcceptPetitionStep):
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"agency_id": ctx.actor.agency_id, "accepted_on": ctx.cleaned["accepted_on"]}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        _close_referral(ctx, status=ReferralStatus.ACCEPTED)
+        return super().record(ctx)
+
+
+class NotAcceptStep(Step):
+    form_class = NotAcceptForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"reason": ctx.cleaned["reason"]}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "basis", "reason")
+
+
+class DivertStep(Step):
+    form_class = DivertForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {
+            "procedure": ctx.cleaned["procedure"],
+            "external_reference": ctx.cleaned.get("external_reference", ""),
+        }
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "procedure", "external_reference")
+
+
+class ExtendPetitionStep(Step):
+    form_class = ExtendPetitionForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        Extension.objects.create(
+            case=ctx.case,
+            reason=ctx.cleaned["reason"],
+            extra_days=30,
+            approved_by=ctx.cleaned["approver"],
+            petitioner_notified_on=ctx.cleaned["petitioner_notified_on"],
+            recorded_by=ctx.actor,
+            recorded_at=ctx.now,
+        )
+        return _data(ctx, "reason", "approver", "petitioner_notified_on")
+
+
+class OpinionStep(Step):
+    form_class = OpinionForm
+    stage = OpinionStage.HANDLING
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        opinion = Opinion.objects.create(
+            case=ctx.case,
+            stage=self.stage,
+            result=ctx.cleaned["result"],
+            text=ctx.cleaned["text"],
+            served_on=ctx.cleaned["served_on"],
+            issued_by=ctx.actor,
+            issuing_agency_id=ctx.case.holder_agency_id,
+            issued_at=ctx.now,
+        )
+        return {"opinion": opinion.pk, "stage": self.stage, **_data(ctx, "result", "served_on")}
+
+
+class ReviewOpinionStep(OpinionStep):
+    stage = OpinionStage.REVIEW
+
+
+class RereviewOpinionStep(OpinionStep):
+    stage = OpinionStage.REREVIEW
+
+
+class PetitionMediationStep(Step):
+    form_class = PetitionMediationForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        agreement = Agreement.objects.create(
+            case=ctx.case,
+            form=ctx.cleaned["form"],
+            text=ctx.cleaned["text"],
+            effective_on=ctx.cleaned["effective_on"],
+            recorded_by=ctx.actor,
+            recorded_at=ctx.now,
+        )
+        return {"agreement": agreement.pk, **_data(ctx, "form", "effective_on")}
+
+
+class ClosePetitionStep(Step):
+    form_class = ClosePetitionForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"reason": ctx.cleaned["reason"]}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return _data(ctx, "reason")
+
+
+class ReviewRequestStep(Step):
+    form_class = ReviewRequestForm
+
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"agency_id": ctx.cleaned["to_agency"].pk, "received_on": ctx.cleaned["received_on"]}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        return {"from_agency": ctx.case.holder_agency_id, **_data(ctx, "to_agency", "received_on")}
+
+
+class ObjectionStep(ReasonStep):
+    def kwargs(self, ctx: StepContext) -> dict[str, Any]:
+        return {}
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        _close_referral(ctx, status=ReferralStatus.RETURNED, reason=ctx.cleaned["reason"])
+        return _data(ctx, "reason")
+
+
+STEPS: dict[tuple[str, str], Step] = {
+    (CaseKind.DISPUTE, "triage"): TriageStep(),
+    (CaseKind.DISPUTE, "assign"): AssignStep(),
+    (CaseKind.DISPUTE, "accept"): AcceptDisputeStep(),
+    (CaseKind.DISPUTE, "decline"): DeclineStep(),
+    (CaseKind.DISPUTE, "transfer"): TransferStep(),
+    (CaseKind.DISPUTE, "start_mediation"): Step(),
+    (CaseKind.DISPUTE, "refuse"): ReasonStep(),
+    (CaseKind.DISPUTE, "withdraw"): ReasonStep(),
+    (CaseKind.DISPUTE, "extend"): ExtendDisputeStep(),
+    (CaseKind.DISPUTE, "continue_mediation"): Step(),
+    (CaseKind.DISPUTE, "suspend"): SuspendStep(),
+    (CaseKind.DISPUTE, "resume"): Step(),
+    (CaseKind.DISPUTE, "record_agreement"): AgreementStep(),
+    (CaseKind.DISPUTE, "close_failed"): CloseFailedStep(),
+    (CaseKind.DISPUTE, "escalate"): EscalateStep(),
+    (CaseKind.DISPUTE, "apply_confirmation"): ApplyConfirmationStep(),
+    (CaseKind.DISPUTE, "monitor_performance"): Step(),
+    (CaseKind.DISPUTE, "confirm"): ConfirmStep(),
+    (CaseKind.DISPUTE, "reject_confirmation_remediate"): RemediateStep(),
+    (CaseKind.DISPUTE, "reject_confirmation_fail"): ReasonStep(),
+    (CaseKind.DISPUTE, "close_resolved"): FollowUpStep(),
+    (CaseKind.DISPUTE, "remediate"): RemediateStep(),
+    (CaseKind.PETITION, "register"): RegisterPetitionStep(),
+    (CaseKind.PETITION, "forward"): ForwardStep(),
+    (CaseKind.PETITION, "accept"): AcceptPetitionStep(),
+    (CaseKind.PETITION, "accept_forwarded"): AcceptForwardedStep(),
+    (CaseKind.PETITION, "raise_objection"): ObjectionStep(),
+    (CaseKind.PETITION, "not_accept"): NotAcceptStep(),
+    (CaseKind.PETITION, "divert"): DivertStep(),
+    (CaseKind.PETITION, "start_handling"): Step(),
+    (CaseKind.PETITION, "extend"): ExtendPetitionStep(),
+    (CaseKind.PETITION, "issue_opinion"): OpinionStep(),
+    (CaseKind.PETITION, "record_mediation"): PetitionMediationStep(),
+    (CaseKind.PETITION, "close"): ClosePetitionStep(),
+    (CaseKind.PETITION, "request_review"): ReviewRequestStep(),
+    (CaseKind.PETITION, "start_review"): Step(),
+    (CaseKind.PETITION, "issue_review_opinion"): ReviewOpinionStep(),
+    (CaseKind.PETITION, "request_rereview"): ReviewRequestStep(),
+    (CaseKind.PETITION, "start_rereview"): Step(),
+    (CaseKind.PETITION, "issue_rereview_opinion"): RereviewOpinionStep(),
+}

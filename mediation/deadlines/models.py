@@ -1,0 +1,118 @@
+"""Clocks on cases and the holiday data behind them.
+
+Every state that carries a statutory limit has a `Clock` row while the case is in it. The
+`due_at` instant (end of the due day, Asia/Shanghai) is indexed for running clocks, so sweeps
+are plain indexed range queries (RELIABILITY.md §2.1).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ClockStatus(models.TextChoices):
+    RUNNING = "running", _("计时中")
+    PAUSED = "paused", _("已暂停")
+    STOPPED = "stopped", _("已停止")
+
+
+class Clock(models.Model):
+    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="clocks")
+    rule_code = models.CharField(_("规则代码"), max_length=64)
+    kind = models.CharField(_("性质"), max_length=16)  # duty / window / watch (policy.ClockKind)
+    entered_state = models.CharField(_("起始状态"), max_length=32)
+    start_date = models.DateField(_("起算日"))
+    nominal_due = models.DateField(_("名义到期日"))
+    due = models.DateField(_("到期日"))
+    due_at = models.DateTimeField(_("到期时刻"))
+    provisional = models.BooleanField(_("临时结果"), default=False)
+    extra_days = models.PositiveIntegerField(_("延长天数"), default=0)
+    paused_days = models.PositiveIntegerField(_("暂停天数"), default=0)
+    explanation = models.JSONField(_("计算说明"), default=list)
+    status = models.CharField(
+        _("状态"), max_length=16, choices=ClockStatus.choices, default=ClockStatus.RUNNING
+    )
+    started_at = models.DateTimeField(_("开始时间"))
+    stopped_at = models.DateTimeField(_("停止时间"), null=True, blank=True)
+    stop_reason = models.CharField(_("停止原因"), max_length=64, blank=True)
+    # Bumped whenever the due time changes, so reminders planned for an older
+    # generation can be told apart (issue 3).
+    generation = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        verbose_name = _("期限")
+        verbose_name_plural = _("期限")
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                name="clock_running_due_idx",
+                condition=models.Q(status="running"),
+            ),
+            models.Index(fields=["case", "status"], name="clock_case_status_idx"),
+        ]
+        constraints = [
+            # At most one live clock per rule on a case.
+            models.UniqueConstraint(
+                fields=["case", "rule_code"],
+                condition=models.Q(status__in=["running", "paused"]),
+                name="clock_one_live_per_rule",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_code} → {self.due}"
+
+
+class ClockPause(models.Model):
+    """A paused interval (hearing 听证, expert assessment 鉴定). Both ends count."""
+
+    clock = models.ForeignKey(Clock, on_delete=models.CASCADE, related_name="pauses")
+    start_date = models.DateField(_("暂停开始"))
+    end_date = models.DateField(_("暂停结束"), null=True, blank=True)
+    reason = models.CharField(_("原因"), max_length=200)
+
+    class Meta:
+        verbose_name = _("期限暂停")
+        verbose_name_plural = _("期限暂停")
+        ordering = ["start_date"]
+
+
+class HolidayOverride(models.Model):
+    """An administrator-entered day from a State Council holiday notice (国办发明电).
+
+    Overrides win over the chinese-calendar package, for any year.
+    """
+
+    date = models.DateField(_("日期"), unique=True)
+    is_workday = models.BooleanField(_("是否上班"))
+    name = models.CharField(_("名称"), max_length=64, blank=True)
+    source = models.CharField(_("依据"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("节假日调整")
+        verbose_name_plural = _("节假日调整")
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {'班' if self.is_workday else '休'} {self.name}"
+
+
+class HolidayYear(models.Model):
+    """Declares that every rest day and 调休 workday of `year` has been entered as overrides.
+
+    Without it, dates of a year the package does not cover are computed weekends-only and
+    marked provisional (DOMAIN.md §2.3).
+    """
+
+    year = models.PositiveIntegerField(_("年份"), unique=True)
+    source = models.CharField(_("依据"), max_length=200)
+    entered_at = models.DateTimeField(_("录入时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("已录入年度")
+        verbose_name_plural = _("已录入年度")
+        ordering = ["year"]
+
+    def __str__(self) -> str:
+        return str(self.year)

@@ -1,0 +1,153 @@
+"""Parties (当事人) to disputes and petitions, and the log of who saw a full ID number.
+
+The plain ID number is stored nowhere: only a Fernet token, a keyed hash for look-ups and
+the masked form for display (DOMAIN.md §5). Decryption goes through
+``services.party_reveal_id_number``, which checks the permission and writes the log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from mediation.core import clock
+from mediation.parties import idnumbers
+
+
+class PartyKind(models.TextChoices):
+    PERSON = "person", _("自然人")
+    ORGANISATION = "organisation", _("法人或其他组织")
+
+
+class Gender(models.TextChoices):
+    MALE = "male", _("男")
+    FEMALE = "female", _("女")
+
+
+class Party(models.Model):
+    name = models.CharField(_("姓名/名称"), max_length=200)
+    kind = models.CharField(
+        _("类型"), max_length=16, choices=PartyKind.choices, default=PartyKind.PERSON
+    )
+    # Derived from the ID number; blank when there is none.
+    gender = models.CharField(_("性别"), max_length=8, choices=Gender.choices, blank=True)
+    phone = models.CharField(_("联系电话"), max_length=32, blank=True, db_index=True)
+    address = models.CharField(_("住址"), max_length=255, blank=True)
+    id_number_encrypted = models.TextField(_("身份证号（密文）"), blank=True, editable=False)
+    id_number_hash = models.CharField(
+        _("身份证号（检索摘要）"), max_length=64, blank=True, db_index=True, editable=False
+    )
+    id_number_masked = models.CharField(
+        _("身份证号（脱敏）"), max_length=18, blank=True, editable=False
+    )
+    birth_date = models.DateField(_("出生日期"), null=True, blank=True, editable=False)
+    # Snapshot at creation (PIPL Art 31, under 14): it does not turn False on the 14th
+    # birthday. Use `is_minor_on(day)` where the current age matters.
+    is_minor = models.BooleanField(_("登记时未满14周岁"), default=False, editable=False)
+    created_at = models.DateTimeField(_("登记时间"), default=clock.now, editable=False)
+
+    class Meta:
+        verbose_name = _("当事人")
+        verbose_name_plural = _("当事人")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_id_number(self) -> bool:
+        return bool(self.id_number_encrypted)
+
+    @property
+    def masked_id(self) -> str:
+        """The ID number 前3后4 (15-digit: 前3后3); empty if none was recorded."""
+        return self.id_number_masked
+
+    @property
+    def masked_phone(self) -> str:
+        return idnumbers.mask_phone(self.phone)
+
+    @property
+    def masked_name(self) -> str:
+        """Surname kept for people; organisation names are not personal data."""
+        if self.kind == PartyKind.ORGANISATION:
+            return self.name
+        return idnumbers.mask_name(self.name)
+
+    def is_minor_on(self, day: dt.date) -> bool:
+        """Whether the party is under 14 on ``day``; False if the birth date is unknown."""
+        if self.birth_date is None:
+            return False
+        return idnumbers.is_under(self.birth_date, idnumbers.MINOR_AGE, today=day)
+
+
+class AppendOnlyViolation(RuntimeError):
+    """An attempt to change or delete a row of an append-only audit table."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyViolation(f"{self.model.__name__} rows cannot be updated")
+
+    def _update(self, values):
+        # Model.save() of an existing row and bulk_update() come through here.
+        raise AppendOnlyViolation(f"{self.model.__name__} rows cannot be updated")
+
+    def delete(self):
+        raise AppendOnlyViolation(f"{self.model.__name__} rows cannot be deleted")
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+
+class IdNumberRevealLog(models.Model):
+    """One row per full ID number shown to a user (居民身份证法 Art 13, 19). Append-only.
+
+    Besides the ORM guards here, migration 0002 adds a PostgreSQL trigger that refuses
+    UPDATE and DELETE on the table.
+    """
+
+    party = models.ForeignKey(
+        Party, verbose_name=_("当事人"), on_delete=models.PROTECT, related_name="id_reveals"
+    )
+    viewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("查看人"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    viewer_agency = models.ForeignKey(
+        "agencies.Agency",
+        verbose_name=_("查看人所属机构"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    at = models.DateTimeField(_("查看时间"), default=clock.now, db_index=True)
+    purpose = models.CharField(_("查看用途"), max_length=200)
+    # Where the number was needed, e.g. "case:123"; free text so parties never imports cases.
+    context = models.CharField(_("业务场景"), max_length=100, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("身份证号查看记录")
+        verbose_name_plural = _("身份证号查看记录")
+        ordering = ["-at", "-pk"]
+        default_permissions = ("view",)  # rows are written by the service only
+
+    def __str__(self) -> str:
+        return f"{self.viewer_id} → {self.party_id} @ {self.at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise AppendOnlyViolation("IdNumberRevealLog rows cannot be updated")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyViolation("IdNumberRevealLog rows cannot be deleted")
