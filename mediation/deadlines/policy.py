@@ -310,10 +310,11 @@ class ChineseCalendar:
     def covered_until(self, *, today: date | None = None) -> date:
         """Last day of the last year with known data, counting contiguously from `today`'s year.
 
-        Returns 31 December of the previous year when `today`'s own year is not covered.
+        `today` defaults to the current date in Asia/Shanghai. Returns 31 December of the
+        previous year when `today`'s own year is not covered.
         """
         covered = self.covered_years()
-        year = (today or date.today()).year
+        year = (today or datetime.now(SHANGHAI).date()).year
         while year in covered:
             year += 1
         return date(year - 1, 12, 31)
@@ -379,9 +380,7 @@ def _merge_pauses(pauses: Sequence[tuple[date, date]]) -> tuple[list[tuple[date,
     return merged, overlapped
 
 
-def _count_pauses(
-    start: date, pauses: Sequence[tuple[date, date]], lines: list[str]
-) -> int:
+def _count_pauses(start: date, pauses: Sequence[tuple[date, date]], lines: list[str]) -> int:
     merged, overlapped = _merge_pauses(pauses)
     if overlapped:
         spans = "、".join(f"{a.isoformat()} 至 {b.isoformat()}" for a, b in merged)
@@ -405,9 +404,7 @@ def _count_pauses(
     return total
 
 
-def _nth_working_day(
-    start: date, n: int, calendar: Calendar, lines: list[str]
-) -> date:
+def _nth_working_day(start: date, n: int, calendar: Calendar, lines: list[str]) -> date:
     """The n-th working day strictly after `start` (not find_workday: DOMAIN.md §2.3)."""
     d, counted = start, 0
     run: list[tuple[date, DayInfo]] = []

@@ -12,3 +12,6 @@ DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="t
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+# Static files are not collected for tests; do not warn about a missing STATIC_ROOT.
+WHITENOISE_AUTOREFRESH = True

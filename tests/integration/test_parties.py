@@ -112,6 +112,13 @@ def test_empty_name_and_bad_phone_are_invalid_input():
         party_create(name="张三", phone="call me")
 
 
+def test_overlong_name_is_invalid_input():
+    with pytest.raises(InvalidInput, match=r"^姓名/名称："):
+        party_create(name="张" * 201)
+
+    assert Party.objects.count() == 0
+
+
 def test_organisation_cannot_have_a_resident_id_number():
     with pytest.raises(InvalidInput, match="单位当事人"):
         party_create(name="某某建筑公司", kind="organisation", id_number=ID)
@@ -368,8 +375,3 @@ def test_reveal_log_admin_is_read_only(client):
 
     assert client.get(reverse("admin:parties_idnumberreveallog_changelist")).status_code == 200
     assert client.get(reverse("admin:parties_idnumberreveallog_add")).status_code == 403
-
-
-def test_overlong_name_is_invalid_input():
-    with pytest.raises(InvalidInput, match="^姓名/名称："):
-        party_create(name="张" * 201)

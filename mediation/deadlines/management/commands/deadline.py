@@ -40,7 +40,7 @@ class Command(BaseCommand):
                 parser.exit(USAGE_ERROR, f"{parser.prog}: error: {line}\n")
             raise CommandError(f"Error: {line}", returncode=USAGE_ERROR)
 
-        parser.error = error  # type: ignore[method-assign]
+        parser.error = error
         return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
