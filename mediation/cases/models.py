@@ -214,6 +214,15 @@ class Case(ConcurrentTransitionMixin, models.Model):
         _("信访类型"), max_length=16, choices=PetitionType.choices, blank=True
     )
     involves_accusation = models.BooleanField(_("涉及检举控告"), default=False)
+    # 检举控告: the accused agency must never see who the petitioner is (Art 30 ¶3, Art 46(5)).
+    accused_agency = models.ForeignKey(
+        "agencies.Agency",
+        verbose_name=_("被检举控告机构"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     collective = models.BooleanField(_("集体访"), default=False)
     headcount = models.PositiveIntegerField(_("人数"), default=1)
     repeat_of = models.ForeignKey(

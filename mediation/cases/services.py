@@ -216,12 +216,15 @@ def petition_receive(
     collective: bool = False,
     headcount: int = 1,
     repeat_of_id: int | None = None,
+    accused_agency_id: int | None = None,
 ) -> Case:
     """收到 a petition (信访工作条例 Arts 17–21); registering it is the next transition."""
     if petition_type and petition_type not in ("suggestion", "accusation", "complaint"):
         raise InvalidInput(_("信访类型无效。"))
     if headcount < 1:
         raise InvalidInput(_("人数至少为 1。"))
+    if accused_agency_id is not None and not Agency.objects.filter(pk=accused_agency_id).exists():
+        raise InvalidInput(_("被检举控告机构无效。"))
     representatives = [p for p in parties if p.role == CasePartyRole.REPRESENTATIVE]
     if len(representatives) > 5:
         raise InvalidInput(_("集体访代表人不得超过 5 人（信访工作条例第二十条）。"))
@@ -242,6 +245,7 @@ def petition_receive(
             "collective": collective or headcount >= 5,
             "headcount": headcount,
             "repeat_of_id": repeat_of_id,
+            "accused_agency_id": accused_agency_id,
         },
     )
 

@@ -15,3 +15,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 # Static files are not collected for tests; do not warn about a missing STATIC_ROOT.
 WHITENOISE_AUTOREFRESH = True
+
+# django-axes needs a request in authenticate(); the test client's login() passes none.
+# tests/integration/test_login_throttling.py turns it back on.
+AXES_ENABLED = False

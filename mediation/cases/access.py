@@ -1,0 +1,69 @@
+"""Object-level access to cases: the one place the web pages, the API and the admin ask.
+
+A user sees and acts on cases held by their agency or referred to it (a pending or accepted
+referral); supervisors and administrators also see cases of the agencies below theirs; nobody
+else sees the case at all (callers answer 404, not 403, so existence does not leak).
+Superusers see everything (the admin site's operators).
+
+Lists must filter with `cases_visible_to(user)`: DRF and the admin apply object permissions to
+single objects only (RELIABILITY.md §5.1, ASVS 8.2.2).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from mediation.accounts.models import Role, User
+from mediation.agencies.models import Agency
+from mediation.cases.models import Case, Referral, ReferralStatus
+from mediation.core.errors import NotFound
+
+SUPERVISING_ROLES = (Role.SUPERVISOR, Role.ADMINISTRATOR)
+
+
+def scope_agency_ids(user: User) -> set[int]:
+    """The agencies whose cases the user may see."""
+    if not user.is_authenticated or not user.is_active or user.agency_id is None:
+        return set()
+    if user.role in SUPERVISING_ROLES:
+        return user.agency.descendant_ids()
+    return {user.agency_id}
+
+
+def cases_visible_to(user: User, queryset: QuerySet[Case] | None = None) -> QuerySet[Case]:
+    qs = Case.objects.all() if queryset is None else queryset
+    if user.is_authenticated and user.is_active and user.is_superuser:
+        return qs
+    ids = scope_agency_ids(user)
+    if not ids:
+        return qs.none()
+    referred = Referral.objects.filter(
+        case_id=OuterRef("pk"),
+        to_agency_id__in=ids,
+        status__in=[ReferralStatus.PENDING, ReferralStatus.ACCEPTED],
+    )
+    return qs.filter(Q(holder_agency_id__in=ids) | Exists(referred))
+
+
+def case_get_visible(user: User, case_id: int) -> Case:
+    """The case as its kind's proxy, or NotFound if it does not exist or is out of scope."""
+    case = cases_visible_to(user).filter(pk=case_id).select_related("holder_agency").first()
+    if case is None:
+        raise NotFound("案件不存在或您无权查看。")
+    return case.as_proxy()
+
+
+def identity_hidden_from(user: User, case: Case) -> bool:
+    """检举控告: the petitioner's identity is hidden from the accused agency and those below it.
+
+    Supervisors above the accused agency still see it; the accused agency's own staff, even
+    when the matter is forwarded to them, see only "（保密）".
+    """
+    if not case.involves_accusation or case.accused_agency_id is None:
+        return False
+    if user.is_superuser:
+        return False
+    if user.agency_id is None:
+        return True
+    accused: Agency = case.accused_agency
+    return user.agency_id in accused.descendant_ids()
