@@ -1,7 +1,18 @@
 """The Celery application. Redis is the transport; PostgreSQL is the record (RELIABILITY.md §0).
 
-Tasks and the beat schedule arrive with the reminder and escalation engine; the reliability
-settings below are fixed now so every task inherits them.
+Celery only nudges: beat triggers a short, idempotent, level-triggered sweep; the sweep hands
+ids of due deliveries to delivery tasks. Losing any message (Redis restart, FLUSHALL, a killed
+worker) delays work by at most a sweep interval or a lease; it never loses or doubles it
+(docs/ENGINE.md "Faults").
+
+Reliability settings:
+- acks_late + reject_on_worker_lost + prefetch 1: a task whose worker dies is redelivered;
+  every task is idempotent through the database, so a rerun is harmless.
+- Explicit time limits; the Redis `visibility_timeout` (300 s) is above the longest hard limit
+  (120 s), so a task still running is never redelivered to a second worker because of the
+  timeout. It only decides how soon a message whose worker was SIGKILLed comes back (timeout +
+  kombu's ~100 s restore scan); the next sweep re-finds the work in the database sooner anyway.
+- No ETA/countdown tasks: deadlines, retries and backoff are `*_at` columns swept by beat.
 """
 
 from __future__ import annotations
@@ -11,6 +22,14 @@ import os
 from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediation.settings.base")
+
+from django.conf import settings  # after DJANGO_SETTINGS_MODULE is set
+
+from workers.schedule import beat_schedule
+
+TASK_TIME_LIMIT = 120
+TASK_SOFT_TIME_LIMIT = 100
+VISIBILITY_TIMEOUT = 300  # > TASK_TIME_LIMIT: see the module docstring
 
 app = Celery("mediation")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -22,9 +41,24 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    task_time_limit=120,
-    task_soft_time_limit=100,
+    task_time_limit=TASK_TIME_LIMIT,
+    task_soft_time_limit=TASK_SOFT_TIME_LIMIT,
+    # After a broker connection loss, running acks_late tasks are cancelled and redelivered
+    # (they are idempotent) rather than finishing with an ack that cannot reach the broker.
+    worker_cancel_long_running_tasks_on_connection_loss=True,
     broker_connection_retry_on_startup=True,
+    broker_connection_max_retries=None,  # keep reconnecting after a Redis outage
+    broker_transport_options={
+        "visibility_timeout": VISIBILITY_TIMEOUT,
+        "socket_timeout": 5,
+        "socket_connect_timeout": 5,
+    },
+    task_default_queue="sweeps",
+    task_routes={
+        "workers.sweeps.*": {"queue": "sweeps"},
+        "workers.deliveries.*": {"queue": "deliveries"},
+    },
+    beat_schedule=beat_schedule(settings.SWEEP_INTERVAL_SECONDS),
     timezone="Asia/Shanghai",
 )
 app.autodiscover_tasks(["workers"], related_name="tasks")

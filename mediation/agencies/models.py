@@ -42,7 +42,8 @@ class Agency(models.Model):
         related_name="children",
     )
     # Prefix of case numbers, e.g. "将官池" in "(2026)将官池人调字第0001号".
-    case_number_prefix = models.CharField(_("案号前缀"), max_length=32)
+    # Unique: the prefix names the organ in the case number, which is unique system-wide.
+    case_number_prefix = models.CharField(_("案号前缀"), max_length=32, unique=True)
     head = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("负责人"),

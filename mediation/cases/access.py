@@ -13,21 +13,11 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from mediation.accounts.models import Role, User
+from mediation.accounts.models import User
 from mediation.agencies.models import Agency
 from mediation.cases.models import Case, Referral, ReferralStatus
+from mediation.cases.permissions import scope_agency_ids
 from mediation.core.errors import NotFound
-
-SUPERVISING_ROLES = (Role.SUPERVISOR, Role.ADMINISTRATOR)
-
-
-def scope_agency_ids(user: User) -> set[int]:
-    """The agencies whose cases the user may see."""
-    if not user.is_authenticated or not user.is_active or user.agency_id is None:
-        return set()
-    if user.role in SUPERVISING_ROLES:
-        return user.agency.descendant_ids()
-    return {user.agency_id}
 
 
 def cases_visible_to(user: User, queryset: QuerySet[Case] | None = None) -> QuerySet[Case]:

@@ -245,6 +245,14 @@ class Case(ConcurrentTransitionMixin, models.Model):
     review_requested_on = models.DateField(_("复查申请收到日期"), null=True, blank=True)
     rereview_requested_on = models.DateField(_("复核申请收到日期"), null=True, blank=True)
     confirmation_applied_on = models.DateField(_("司法确认申请日期"), null=True, blank=True)
+    confirmation_court = models.ForeignKey(
+        "agencies.Agency",
+        verbose_name=_("司法确认法院"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     transfer_target = models.CharField(_("转出去向"), max_length=64, blank=True)
     external_reference = models.CharField(_("外部案号"), max_length=100, blank=True)
     outcome_note = models.TextField(_("处理结果"), blank=True)
@@ -490,8 +498,9 @@ class Dispute(Case):
         permission=permission("apply_confirmation"),
         custom={"label": _("申请司法确认")},
     )
-    def apply_confirmation(self, *, applied_on: dt.date, **_: Any) -> None:
+    def apply_confirmation(self, *, applied_on: dt.date, court_id: int | None, **_: Any) -> None:
         self.confirmation_applied_on = applied_on
+        self.confirmation_court_id = court_id
 
     @transition(
         "state",

@@ -31,6 +31,16 @@ MEDIATORS = frozenset({Role.MEDIATOR, Role.JUDICIAL_OFFICER, Role.SUPERVISOR})
 COURT = frozenset({Role.COURT_CLERK})
 PETITION = frozenset({Role.PETITION_OFFICER, Role.SUPERVISOR})
 
+# The court's 司法确认 ruling is recorded either by the holder's mediators or by a clerk of the
+# court named when the parties applied (民诉法 Art 205), although the court does not hold the case.
+COURT_TRANSITIONS = frozenset(
+    {
+        ("dispute", "confirm"),
+        ("dispute", "reject_confirmation_remediate"),
+        ("dispute", "reject_confirmation_fail"),
+    }
+)
+
 # Transitions performed by the agency a case was referred to, not by its current holder.
 RECEIVER_TRANSITIONS = frozenset(
     {
@@ -58,7 +68,7 @@ ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("dispute", "record_agreement"): MEDIATORS,
     ("dispute", "close_failed"): MEDIATORS,
     ("dispute", "escalate"): MEDIATORS | COORDINATORS,
-    ("dispute", "apply_confirmation"): MEDIATORS | COURT,
+    ("dispute", "apply_confirmation"): MEDIATORS,
     ("dispute", "monitor_performance"): MEDIATORS,
     ("dispute", "confirm"): MEDIATORS | COURT,
     ("dispute", "reject_confirmation_remediate"): MEDIATORS | COURT,
@@ -87,18 +97,23 @@ ROLES: dict[tuple[str, str], frozenset[str]] = {
 }
 
 
+def scope_agency_ids(user: User) -> set[int]:
+    """The agencies whose cases the user may see and act on: their own, and for supervisors
+    and administrators every agency below theirs."""
+    if not user.is_authenticated or not user.is_active or user.agency_id is None:
+        return set()
+    if user.role in (Role.SUPERVISOR, Role.ADMINISTRATOR):
+        return user.agency.descendant_ids()
+    return {user.agency_id}
+
+
 def in_scope(user: User, case: Case, *, receiver: bool = False) -> bool:
     """Whether the case is within the user's agency scope for acting on it."""
-    if not user.is_authenticated or not user.is_active or user.agency_id is None:
-        return False
     if receiver:
-        target = case.pending_referral_target_id()
-        return target == user.agency_id
-    if case.holder_agency_id == user.agency_id:
-        return True
-    if user.role in (Role.SUPERVISOR, Role.ADMINISTRATOR):
-        return case.holder_agency_id in user.agency.descendant_ids()
-    return False
+        if not user.is_authenticated or not user.is_active or user.agency_id is None:
+            return False
+        return case.pending_referral_target_id() == user.agency_id
+    return case.holder_agency_id in scope_agency_ids(user)
 
 
 def may_transition(user: User, case: Case, transition: str) -> bool:
@@ -107,6 +122,13 @@ def may_transition(user: User, case: Case, transition: str) -> bool:
     roles = ROLES.get(key)
     if roles is None or getattr(user, "role", None) not in roles:
         return False
+    if key in COURT_TRANSITIONS and user.role == Role.COURT_CLERK:
+        return (
+            user.is_authenticated
+            and user.is_active
+            and user.agency_id is not None
+            and user.agency_id == case.confirmation_court_id
+        )
     return in_scope(user, case, receiver=key in RECEIVER_TRANSITIONS)
 
 

@@ -436,6 +436,11 @@ def _clock_action(
             on = kw.get("on") or today
             if on > today:
                 raise InvalidInput(_("恢复日期不能晚于今天。"))
+            opened = clock.pauses.filter(end_date__isnull=True).order_by("-start_date").first()
+            if opened is not None and on < opened.start_date:
+                raise InvalidInput(
+                    _("恢复日期不能早于暂停开始日期 %(day)s。") % {"day": opened.start_date}
+                )
             clock_services.clock_resume(clock=clock, on=on, now=now, calendar=calendar)
         case.version += 1
         case.save(update_fields=["version", "updated_at"])

@@ -560,7 +560,8 @@ class ApplyConfirmationStep(Step):
     form_class = ApplyConfirmationForm
 
     def kwargs(self, ctx: StepContext) -> dict[str, Any]:
-        return {"applied_on": ctx.cleaned["applied_on"]}
+        court = ctx.cleaned.get("court")
+        return {"applied_on": ctx.cleaned["applied_on"], "court_id": court.pk if court else None}
 
     def record(self, ctx: StepContext) -> dict[str, Any]:
         return _data(ctx, "court", "applied_on")

@@ -41,7 +41,9 @@ class HolidayOverrideAdmin(admin.ModelAdmin):
     search_fields = ("name", "source")
     date_hierarchy = "date"
     ordering = ("date",)
-    fieldsets = ((None, {"fields": ("date", "is_workday", "name", "source"), "description": HOLIDAY_HELP}),)
+    fieldsets = (
+        (None, {"fields": ("date", "is_workday", "name", "source"), "description": HOLIDAY_HELP}),
+    )
 
     @admin.display(description=_("星期"))
     def weekday(self, obj: HolidayOverride) -> str:

@@ -116,3 +116,52 @@ class HolidayYear(models.Model):
 
     def __str__(self) -> str:
         return str(self.year)
+
+
+class ReminderStatus(models.TextChoices):
+    PLANNED = "planned", _("待发送")
+    SENT = "sent", _("已发送")
+    CANCELLED = "cancelled", _("已取消")
+
+
+class Reminder(models.Model):
+    """A reminder before a running duty clock is due (issue 3). The row is the schedule.
+
+    One row per (clock, generation, offset): a clock whose due time moves gets a new
+    generation, so re-planning never duplicates and stale reminders are told apart. Planned by
+    `mediation.deadlines.reminders.plan_reminders_for_case`; sent by the reminder sweep
+    (`mediation.escalation.sweeps`), which claims due rows with FOR UPDATE SKIP LOCKED.
+    """
+
+    clock = models.ForeignKey(Clock, on_delete=models.CASCADE, related_name="reminders")
+    generation = models.PositiveIntegerField()
+    offset_code = models.CharField(_("提醒档位"), max_length=16)
+    send_at = models.DateTimeField(_("计划发送时间"))
+    status = models.CharField(
+        _("状态"), max_length=16, choices=ReminderStatus.choices, default=ReminderStatus.PLANNED
+    )
+    created_at = models.DateTimeField(_("创建时间"))
+    sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("取消时间"), null=True, blank=True)
+    cancel_reason = models.CharField(_("取消原因"), max_length=64, blank=True)
+    # True when the reminder went out inside an after-outage digest.
+    digested = models.BooleanField(_("合并发送"), default=False)
+
+    class Meta:
+        verbose_name = _("期限提醒")
+        verbose_name_plural = _("期限提醒")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clock", "generation", "offset_code"], name="reminder_one_per_offset"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["send_at"],
+                name="reminder_planned_send_idx",
+                condition=models.Q(status="planned"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.clock_id}/{self.generation}/{self.offset_code} @ {self.send_at}"

@@ -16,7 +16,8 @@ from mediation.deadlines.models import Clock, ClockPause, ClockStatus
 
 def _pause_intervals(clock: Clock, *, today: dt.date) -> list[tuple[dt.date, dt.date]]:
     out: list[tuple[dt.date, dt.date]] = []
-    for pause in clock.pauses.all():
+    # Query afresh: callers may hold a prefetched (stale) copy of the pauses.
+    for pause in ClockPause.objects.filter(clock_id=clock.pk).order_by("start_date"):
         end = pause.end_date if pause.end_date is not None else today
         if end >= pause.start_date:
             out.append((pause.start_date, end))

@@ -37,6 +37,15 @@ INSTALLED_APPS = [
     "mediation.parties",
     "mediation.deadlines",
     "mediation.cases",
+    # REST API (mediation/api); an app only for its message catalog (mediation/api/locale).
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "mediation.api",
+    "mediation.notifications",
+    "mediation.escalation",
+    "mediation.web",
     "axes",
 ]
 
@@ -158,4 +167,80 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# Reminder and escalation engine (issue 3; docs/ENGINE.md). Workers read these from the
+# environment like everything else.
+SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=30)
+SWEEP_BATCH_SIZE = env.int("SWEEP_BATCH_SIZE", default=1000)
+# Reminders older than this at sweep time (an outage) go out as one digest per recipient.
+REMINDER_DIGEST_AFTER_SECONDS = env.int("REMINDER_DIGEST_AFTER_SECONDS", default=600)
+DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=60)
+DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
+DELIVERY_BACKOFF_BASE_SECONDS = env.float("DELIVERY_BACKOFF_BASE_SECONDS", default=30.0)
+DELIVERY_BACKOFF_MAX_SECONDS = env.float("DELIVERY_BACKOFF_MAX_SECONDS", default=3600.0)
+# Test-only: sleep this long inside each delivery just before sending (fault injection).
+DELIVERY_TEST_DELAY_SECONDS = env.float("DELIVERY_TEST_DELAY_SECONDS", default=0.0)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+SMS_BACKEND = env.str("SMS_BACKEND", default="mediation.notifications.channels.LoggingSmsBackend")
+NOTIFICATION_MESSAGE_ID_DOMAIN = env.str(
+    "NOTIFICATION_MESSAGE_ID_DOMAIN", default="mediation.local"
+)
+# Optional bearer token for GET /health/ (empty: open; restrict at the proxy instead).
+HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="")
+HEALTH_BROKER_TIMEOUT_SECONDS = env.float("HEALTH_BROKER_TIMEOUT_SECONDS", default=1.0)
+HEALTH_MAX_DELIVERY_AGE_SECONDS = env.int("HEALTH_MAX_DELIVERY_AGE_SECONDS", default=600)
+HEALTH_CALENDAR_HORIZON_DAYS = env.int("HEALTH_CALENDAR_HORIZON_DAYS", default=180)
+
+# Staff web pages (mediation.web): Django's own auth views at /accounts/, so django-axes
+# throttles them like the admin login.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# REST API (mediation/api): token or session authentication, deny by default, JSON only, and
+# one exception handler that gives every error as {"code", "message", "details"}.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: its WWW-Authenticate header makes "not logged in" a 401, not a 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["mediation.api.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "mediation.api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "mediation.api.errors.api_exception_handler",
+    # Not a security measure (login throttling is django-axes): a brake on runaway clients.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
+        "user": env.str("API_THROTTLE_USER", default="1200/minute"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "矛盾纠纷与信访事项办理 API",
+    "DESCRIPTION": (
+        '错误统一为 {"code", "message", "details"}；code 稳定，message 随 Accept-Language'
+        "（默认简体中文，en 为英文）。他机构的案件一律返回 404。"
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and the docs page are for signed-in staff only (ASVS 13.4.5).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI and Redoc assets from drf-spectacular-sidecar: browsers may not reach a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CaseKindEnum": "mediation.cases.models.CaseKind",
+        "AgencyKindEnum": "mediation.agencies.models.AgencyKind",
+    },
 }

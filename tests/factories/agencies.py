@@ -58,7 +58,7 @@ def township_tree(name: str | None = None) -> Township:
     """
     n = next(_township_counter)
     name = name or f"将官池{n}"
-    slug = f"t{n}-{abs(hash(name)) % 100000}"
+    slug = f"t{n}"
 
     def make(
         suffix: str, label: str, kind: str, level: str, parent: Agency | None, prefix: str
@@ -73,15 +73,27 @@ def township_tree(name: str | None = None) -> Township:
         )
 
     county = make(
-        "county", f"{name}所在县综治中心", AgencyKind.PEACE_OFFICE, AgencyLevel.COUNTY, None,
+        "county",
+        f"{name}所在县综治中心",
+        AgencyKind.PEACE_OFFICE,
+        AgencyLevel.COUNTY,
+        None,
         f"{name}县综治",
     )
     bureau = make(
-        "county-xfj", f"{name}所在县信访局", AgencyKind.PETITION_OFFICE, AgencyLevel.COUNTY,
-        county, f"{name}县信",
+        "county-xfj",
+        f"{name}所在县信访局",
+        AgencyKind.PETITION_OFFICE,
+        AgencyLevel.COUNTY,
+        county,
+        f"{name}县信",
     )
     centre = make(
-        "centre", f"{name}镇综治中心", AgencyKind.PEACE_OFFICE, AgencyLevel.TOWNSHIP, county,
+        "centre",
+        f"{name}镇综治中心",
+        AgencyKind.PEACE_OFFICE,
+        AgencyLevel.TOWNSHIP,
+        county,
         f"{name}综治",
     )
     township = AgencyLevel.TOWNSHIP
@@ -104,12 +116,20 @@ def township_tree(name: str | None = None) -> Township:
         ),
         committee=(
             committee := make(
-                "twh", f"{name}镇人民调解委员会", AgencyKind.MEDIATION_COMMITTEE, township,
-                centre, name,
+                "twh",
+                f"{name}镇人民调解委员会",
+                AgencyKind.MEDIATION_COMMITTEE,
+                township,
+                centre,
+                name,
             )
         ),
         village_committee=make(
-            "village", f"{name}村人民调解委员会", AgencyKind.MEDIATION_COMMITTEE,
-            AgencyLevel.VILLAGE, committee, f"{name}村",
+            "village",
+            f"{name}村人民调解委员会",
+            AgencyKind.MEDIATION_COMMITTEE,
+            AgencyLevel.VILLAGE,
+            committee,
+            f"{name}村",
         ),
     )

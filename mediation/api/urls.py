@@ -1,0 +1,47 @@
+"""URLs of the REST API, mounted at /api/ by `path("api/", include("mediation.api.urls"))`."""
+
+from __future__ import annotations
+
+from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from mediation.api import views
+from mediation.api.errors import api_not_found
+
+app_name = "api"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("auth/token/", views.TokenView.as_view(), name="token"),
+    path("cases/", views.CaseListView.as_view(), name="case-list"),
+    path("cases/disputes/", views.DisputeRegisterView.as_view(), name="dispute-register"),
+    path("cases/petitions/", views.PetitionReceiveView.as_view(), name="petition-receive"),
+    path("cases/<int:pk>/", views.CaseDetailView.as_view(), name="case-detail"),
+    path(
+        "cases/<int:pk>/transitions/",
+        views.CaseTransitionsView.as_view(),
+        name="case-transitions",
+    ),
+    path(
+        "cases/<int:pk>/transitions/<slug:name>/",
+        views.CaseTransitionView.as_view(),
+        name="case-transition",
+    ),
+    path("cases/<int:pk>/events/", views.CaseEventsView.as_view(), name="case-events"),
+    path("cases/<int:pk>/clocks/", views.CaseClocksView.as_view(), name="case-clocks"),
+    path(
+        "cases/<int:pk>/parties/<int:party_id>/reveal/",
+        views.PartyRevealView.as_view(),
+        name="party-reveal",
+    ),
+    path("agencies/", views.AgencyListView.as_view(), name="agency-list"),
+    path("agencies/<int:pk>/", views.AgencyDetailView.as_view(), name="agency-detail"),
+    path("categories/", views.CategoryListView.as_view(), name="category-list"),
+    path("channels/", views.ChannelListView.as_view(), name="channel-list"),
+    path("deadlines/compute/", views.DeadlineComputeView.as_view(), name="deadline-compute"),
+    # Anything else under /api/ is a JSON 404 in the API's error shape.
+    re_path(r"", csrf_exempt(api_not_found), name="not-found"),
+]

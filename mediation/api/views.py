@@ -1,0 +1,511 @@
+"""HTTP entry points. Each reads the clock once, asks `mediation.cases.access` for the case,
+calls one service or selector and serializes the result.
+
+Lists are filtered by `cases_visible_to(user)` (DRF applies object permissions to single
+objects only, RELIABILITY.md §5.1); single cases come from `case_get_visible`, which answers
+404 for a case outside the user's scope so its existence does not leak.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import DatabaseError
+from django.db.models import Prefetch, QuerySet
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import generics, serializers, status
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mediation.agencies.models import Agency
+from mediation.api.filters import CaseFilterSerializer, apply_case_filters
+from mediation.api.serializers import (
+    MAX_ID,
+    AgencySerializer,
+    CaseDetailSerializer,
+    CaseListSerializer,
+    CategorySerializer,
+    ChannelSerializer,
+    ClockSerializer,
+    DeadlineQuerySerializer,
+    DeadlineSerializer,
+    DisputeRegisterSerializer,
+    ErrorSerializer,
+    EventSerializer,
+    PetitionReceiveSerializer,
+    RevealRequestSerializer,
+    RevealResponseSerializer,
+    StepInputSerializer,
+    TransitionRequestSerializer,
+    TransitionsSerializer,
+    describe_step_field,
+)
+from mediation.cases.access import case_get_visible, cases_visible_to, identity_hidden_from
+from mediation.cases.models import (
+    STATE_LABELS,
+    AppliesTo,
+    Case,
+    CaseEvent,
+    CaseParty,
+    CasePartyRole,
+    Category,
+    Channel,
+)
+from mediation.cases.services import case_transition, dispute_register, petition_receive
+from mediation.cases.steps import STEPS
+from mediation.core import clock
+from mediation.core.errors import InvalidInput, NotFound, PermissionDenied
+from mediation.deadlines.calendar_source import current_calendar
+from mediation.deadlines.models import Clock, ClockStatus
+from mediation.deadlines.policy import (
+    ChineseCalendar,
+    ClockKind,
+    PolicyError,
+    compute_deadline,
+    parse_date,
+    parse_pause,
+)
+from mediation.parties.services import REVEAL_PERMISSION, party_reveal_id_number
+
+LIVE = [ClockStatus.RUNNING, ClockStatus.PAUSED]
+TRANSITION_NAMES = sorted({name for (_kind, name) in STEPS})
+# The deadline calculator answers for dates in this range; outside it an input is a typo.
+DEADLINE_YEARS = (1950, 2200)
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    descriptions = {
+        400: "invalid / parse_error",
+        401: "not_authenticated / authentication_failed",
+        403: "permission_denied",
+        404: "not_found",
+        409: "transition_not_allowed / stale / concurrent",
+    }
+    return {c: OpenApiResponse(ErrorSerializer, description=descriptions.get(c, "")) for c in codes}
+
+
+CASE_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="案件 id")
+
+
+def _now() -> tuple[dt.datetime, dt.date]:
+    now = clock.now()
+    return now, clock.local_date(now)
+
+
+def _check_id(value: int) -> int:
+    if value > MAX_ID:
+        raise NotFound(_("未找到。"))
+    return value
+
+
+def _visible_case(request: Request, pk: int) -> Case:
+    return case_get_visible(request.user, _check_id(pk))
+
+
+def _with_list_relations(qs: QuerySet[Case]) -> QuerySet[Case]:
+    return qs.select_related("holder_agency", "category", "channel").prefetch_related(
+        Prefetch(
+            "clocks",
+            queryset=Clock.objects.filter(status__in=LIVE, kind=ClockKind.DUTY.value).order_by(
+                "due_at", "pk"
+            ),
+            to_attr="live_duty_clocks",
+        )
+    )
+
+
+def _detail(request: Request, case_id: int, now: dt.datetime) -> dict[str, Any]:
+    case = (
+        _with_list_relations(Case.objects.filter(pk=case_id))
+        .select_related("registering_agency", "assignee", "accused_agency")
+        .prefetch_related("case_parties__party", "referrals")
+        .get()
+        .as_proxy()
+    )
+    context = {
+        "request": request,
+        "now": now,
+        "identity_hidden": identity_hidden_from(request.user, case),
+    }
+    return CaseDetailSerializer(case, context=context).data
+
+
+class NoStoreMixin:
+    # Case data and tokens must not be kept by browsers or proxies (ASVS 14.3.2).
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any):
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class ApiView(NoStoreMixin, generics.GenericAPIView):
+    pass
+
+
+# Authentication ---------------------------------------------------------------------------
+
+
+class TokenView(NoStoreMixin, ObtainAuthToken):
+    """Exchange a username and password for an API token (login throttling: django-axes)."""
+
+
+# Cases ------------------------------------------------------------------------------------
+
+
+class CaseListView(ApiView):
+    serializer_class = CaseListSerializer
+
+    @extend_schema(
+        operation_id="cases_list",
+        summary="案件列表（仅本人可见范围）",
+        parameters=[CaseFilterSerializer],
+        responses={200: CaseListSerializer(many=True), **errors(400, 401)},
+    )
+    def get(self, request: Request) -> Response:
+        filters = CaseFilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        now, today = _now()
+        qs = apply_case_filters(
+            cases_visible_to(request.user),
+            filters.validated_data,
+            now=now,
+            today=today,
+            calendar_factory=current_calendar,
+        )
+        qs = _with_list_relations(qs).order_by("-registered_at", "-pk")
+        page = self.paginate_queryset(qs)
+        data = CaseListSerializer(page, many=True, context={"request": request, "now": now}).data
+        return self.get_paginated_response(data)
+
+
+class _RegisterView(ApiView):
+    serializer_class: Any = None
+    service: Any = None
+
+    def post(self, request: Request) -> Response:
+        body = self.serializer_class(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        now, _today = _now()
+        case = type(self).service(actor=request.user, now=now, **body.service_kwargs())
+        headers = {"Location": f"/api/cases/{case.pk}/"}
+        return Response(
+            _detail(request, case.pk, now), status=status.HTTP_201_CREATED, headers=headers
+        )
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="disputes_register",
+        summary="登记矛盾纠纷",
+        request=DisputeRegisterSerializer,
+        responses={201: CaseDetailSerializer, **errors(400, 401, 403)},
+    )
+)
+class DisputeRegisterView(_RegisterView):
+    serializer_class = DisputeRegisterSerializer
+    service = staticmethod(dispute_register)
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="petitions_receive",
+        summary="收到信访事项",
+        request=PetitionReceiveSerializer,
+        responses={201: CaseDetailSerializer, **errors(400, 401, 403)},
+    )
+)
+class PetitionReceiveView(_RegisterView):
+    serializer_class = PetitionReceiveSerializer
+    service = staticmethod(petition_receive)
+
+
+class CaseDetailView(ApiView):
+    serializer_class = CaseDetailSerializer
+
+    @extend_schema(
+        operation_id="cases_retrieve",
+        summary="案件详情",
+        parameters=[CASE_ID],
+        responses={200: CaseDetailSerializer, **errors(401, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        case = _visible_case(request, pk)
+        now, _today = _now()
+        return Response(_detail(request, case.pk, now))
+
+
+class CaseTransitionsView(ApiView):
+    serializer_class = TransitionsSerializer
+
+    @extend_schema(
+        operation_id="cases_transitions_list",
+        summary="本人现在可执行的操作及其字段",
+        parameters=[CASE_ID],
+        responses={200: TransitionsSerializer, **errors(401, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        case = _visible_case(request, pk)
+        _now_at, today = _now()
+        labels = STATE_LABELS.get(case.kind, {})
+        out = []
+        for t in case.get_available_user_state_transitions(request.user):
+            step = STEPS.get((case.kind, t.name))
+            if step is None:
+                continue
+            form = step.form_class(case=case, actor=request.user, today=today)
+            out.append(
+                {
+                    "name": t.name,
+                    "label": str(t.custom.get("label", t.name)),
+                    "target": t.target,
+                    "target_label": str(labels.get(t.target, t.target)),
+                    "fields": [describe_step_field(n, f, form) for n, f in form.fields.items()],
+                }
+            )
+        data = {"case": case.pk, "state": case.state, "version": case.version, "transitions": out}
+        return Response(TransitionsSerializer(data).data)
+
+
+class CaseTransitionView(ApiView):
+    serializer_class = TransitionRequestSerializer
+
+    @extend_schema(
+        operation_id="cases_transitions_create",
+        summary="执行操作（状态变更）",
+        description=(
+            "请求体为该操作的字段（见 GET transitions/ 中的 fields），可另加 expected_version："
+            "与当前版本不符时返回 409 stale；当前状态不允许时返回 409 transition_not_allowed；"
+            "有权查看但角色不允许时返回 403。"
+        ),
+        parameters=[
+            CASE_ID,
+            OpenApiParameter(
+                "name", str, OpenApiParameter.PATH, enum=TRANSITION_NAMES, description="操作名"
+            ),
+        ],
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: CaseDetailSerializer, **errors(400, 401, 403, 404, 409)},
+    )
+    def post(self, request: Request, pk: int, name: str) -> Response:
+        case = _visible_case(request, pk)
+        step = STEPS.get((case.kind, name))
+        if step is None:
+            raise NotFound(_("未知的操作：%(name)s") % {"name": name})
+        now, today = _now()
+        form = step.form_class(case=case, actor=request.user, today=today)
+        body = StepInputSerializer(data=request.data, form_fields=form.fields)
+        body.is_valid(raise_exception=True)
+        updated = case_transition(
+            case_id=case.pk,
+            transition=name,
+            actor=request.user,
+            now=now,
+            data=body.form_data(),
+            expected_version=body.validated_data.get("expected_version"),
+        )
+        return Response(_detail(request, updated.pk, now))
+
+
+class CaseEventsView(ApiView):
+    serializer_class = EventSerializer
+
+    @extend_schema(
+        operation_id="cases_events_list",
+        summary="案件事件（审计记录）",
+        parameters=[CASE_ID],
+        responses={200: EventSerializer(many=True), **errors(400, 401, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        case = _visible_case(request, pk)
+        qs = (
+            CaseEvent.objects.filter(case_id=case.pk)
+            .select_related("actor", "actor_agency")
+            .order_by("version")
+        )
+        page = self.paginate_queryset(qs)
+        context = {"request": request, "identity_hidden": identity_hidden_from(request.user, case)}
+        return self.get_paginated_response(EventSerializer(page, many=True, context=context).data)
+
+
+class CaseClocksView(ApiView):
+    serializer_class = ClockSerializer
+
+    @extend_schema(
+        operation_id="cases_clocks_list",
+        summary="案件期限",
+        parameters=[CASE_ID],
+        responses={200: ClockSerializer(many=True), **errors(400, 401, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        case = _visible_case(request, pk)
+        now, today = _now()
+        qs = (
+            Clock.objects.filter(case_id=case.pk)
+            .prefetch_related("pauses")
+            .order_by("-started_at", "-pk")
+        )
+        page = self.paginate_queryset(qs)
+        context = {"request": request, "now": now, "today": today, "calendar": current_calendar()}
+        return self.get_paginated_response(ClockSerializer(page, many=True, context=context).data)
+
+
+class PartyRevealView(ApiView):
+    serializer_class = RevealRequestSerializer
+
+    @extend_schema(
+        operation_id="cases_parties_reveal",
+        summary="查看当事人完整身份证号（记录查看人、用途和时间）",
+        parameters=[
+            CASE_ID,
+            OpenApiParameter("party_id", int, OpenApiParameter.PATH, description="当事人 id"),
+        ],
+        request=RevealRequestSerializer,
+        responses={200: RevealResponseSerializer, **errors(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, pk: int, party_id: int) -> Response:
+        case = _visible_case(request, pk)
+        roles = set(
+            CaseParty.objects.filter(case_id=case.pk, party_id=_check_id(party_id)).values_list(
+                "role", flat=True
+            )
+        )
+        if not roles:
+            raise NotFound(_("当事人不存在。"))
+        if identity_hidden_from(request.user, case) and roles - {CasePartyRole.RESPONDENT}:
+            raise PermissionDenied(_("检举控告事项的信访人身份保密，您无权查看。"))
+        if not request.user.has_perm(REVEAL_PERMISSION):
+            raise PermissionDenied(_("无权查看完整身份证号"))
+        body = RevealRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        now, _today = _now()
+        number = party_reveal_id_number(
+            party_id=party_id,
+            viewer=request.user,
+            purpose=body.validated_data["purpose"],
+            context=f"case:{case.pk}",
+            now=now,
+        )
+        return Response(RevealResponseSerializer({"party": party_id, "id_number": number}).data)
+
+
+# Reference data ---------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="agencies_list",
+        responses={200: AgencySerializer(many=True), **errors(400, 401)},
+    )
+)
+class AgencyListView(NoStoreMixin, generics.ListAPIView):
+    serializer_class = AgencySerializer
+    queryset = Agency.objects.order_by("level", "name", "pk")
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="agencies_retrieve", responses={200: AgencySerializer, **errors(401, 404)}
+    )
+)
+class AgencyDetailView(NoStoreMixin, generics.RetrieveAPIView):
+    serializer_class = AgencySerializer
+    queryset = Agency.objects.all()
+
+    def get_object(self) -> Agency:
+        _check_id(self.kwargs["pk"])
+        return super().get_object()
+
+
+class CategoryFilterSerializer(serializers.Serializer):
+    applies_to = serializers.ChoiceField(choices=AppliesTo.choices, required=False)
+
+
+class CategoryListView(NoStoreMixin, generics.ListAPIView):
+    serializer_class = CategorySerializer
+
+    @extend_schema(
+        operation_id="categories_list",
+        parameters=[CategoryFilterSerializer],
+        responses={200: CategorySerializer(many=True), **errors(400, 401)},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Category]:
+        filters = CategoryFilterSerializer(data=self.request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        qs = Category.objects.order_by("applies_to", "sort_order", "code", "pk")
+        applies_to = filters.validated_data.get("applies_to")
+        if applies_to:
+            qs = qs.filter(applies_to__in=[applies_to, AppliesTo.BOTH])
+        return qs
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="channels_list",
+        responses={200: ChannelSerializer(many=True), **errors(400, 401)},
+    )
+)
+class ChannelListView(NoStoreMixin, generics.ListAPIView):
+    serializer_class = ChannelSerializer
+    queryset = Channel.objects.order_by("sort_order", "code", "pk")
+
+
+# Deadlines --------------------------------------------------------------------------------
+
+
+class DeadlineComputeView(NoStoreMixin, APIView):
+    """The API twin of `manage.py deadline RULE START [--pause FROM:TO ...] --json`."""
+
+    @extend_schema(
+        operation_id="deadlines_compute",
+        summary="按规则计算法定期限（与 manage.py deadline --json 相同）",
+        parameters=[DeadlineQuerySerializer],
+        responses={200: DeadlineSerializer, **errors(400, 401)},
+    )
+    def get(self, request: Request) -> Response:
+        query = DeadlineQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        lo, hi = DEADLINE_YEARS
+        try:
+            start = parse_date(data["start"])
+        except PolicyError as exc:
+            raise InvalidInput(str(exc), details={"start": [str(exc)]}) from None
+        pauses = []
+        for text in data.get("pause", []):
+            try:
+                pauses.append(parse_pause(text))
+            except PolicyError as exc:
+                raise InvalidInput(str(exc), details={"pause": [str(exc)]}) from None
+        for field, days in (("start", [start]), ("pause", [d for p in pauses for d in p])):
+            if any(not lo <= day.year <= hi for day in days):
+                message = _("日期须在 %(lo)s 年至 %(hi)s 年之间。") % {"lo": lo, "hi": hi}
+                raise InvalidInput(message, details={field: [message]})
+
+        note = None
+        try:
+            calendar = current_calendar()
+        except DatabaseError as exc:
+            calendar = ChineseCalendar()
+            reason = next(iter(str(exc).strip().splitlines()), "") or type(exc).__name__
+            note = f"未能读取数据库中的节假日调整（{reason}），仅使用 chinese_calendar 数据"
+        try:
+            deadline = compute_deadline(data["rule"], start, calendar=calendar, pauses=pauses)
+        except PolicyError as exc:
+            raise InvalidInput(str(exc), details={"non_field_errors": [str(exc)]}) from None
+        if note:
+            deadline = deadline.with_note(note)
+        return Response(deadline.as_dict())

@@ -1,0 +1,170 @@
+"""Reminder planning: which `Reminder` rows a case's clocks should have (issue 3).
+
+Called inside the transaction that changed the clocks (case transitions, extensions, pauses,
+resumes, reassignments), with the case row locked. It only writes `Reminder` rows; the
+reminder sweep sends them. Recipients (the assignee and the holder agency's head) are
+resolved when a reminder is sent, so a reassignment needs no re-planning.
+
+Rules (docs/ENGINE.md "Reminders"):
+- Only RUNNING clocks of kind DUTY get reminders, at the rule's `reminder_offsets`
+  (default 3 and 1 working days before, and 09:00 on the due day, Asia/Shanghai), moved into
+  08:00–21:00 by `policy.shift_into_quiet_hours`.
+- A reminder whose send time has already passed when it is planned is not created, except the
+  due-day reminder when the due day is today: it is planned for now (or the next 08:00 if now
+  is outside 08:00–21:00). Nothing is planned at or after the clock's due time.
+- Planned reminders of stopped or paused clocks, and of older generations, are cancelled.
+- Unique (clock, generation, offset): planning twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import F, Q
+
+from mediation.core.clock import local_date
+from mediation.deadlines import policy
+from mediation.deadlines.calendar_source import current_calendar
+from mediation.deadlines.models import Clock, ClockStatus, Reminder, ReminderStatus
+
+
+@dataclass(frozen=True)
+class PlannedReminder:
+    offset_code: str
+    send_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    planned: int = 0
+    cancelled: int = 0
+    reactivated: int = 0
+
+
+def reminder_plan(
+    *,
+    rule: policy.Rule | str,
+    start: dt.date,
+    due: dt.date,
+    due_at: dt.datetime,
+    now: dt.datetime,
+    calendar: policy.Calendar,
+) -> list[PlannedReminder]:
+    """The reminders a running duty clock should have, as of `now`. Pure: no database."""
+    if isinstance(rule, str):
+        rule = policy.get_rule(rule)
+    if rule.kind is not policy.ClockKind.DUTY:
+        return []
+    on_due_day = {o.code for o in rule.reminder_offsets if o.working_days_before == 0}
+    deadline = policy.Deadline(
+        rule=rule.code,
+        start=start,
+        nominal_due=due,
+        due=due,
+        provisional=False,
+        explanation=(),
+        paused_days=0,
+        extra_days=0,
+        skipped=(),
+    )
+    out: list[PlannedReminder] = []
+    for code, instant in policy.reminder_times(deadline, rule, calendar=calendar):
+        send_at = policy.shift_into_quiet_hours(instant)
+        if send_at < now:
+            if code not in on_due_day or local_date(now) != due:
+                continue
+            send_at = policy.shift_into_quiet_hours(now)
+        if send_at >= due_at:
+            continue
+        out.append(PlannedReminder(code, send_at))
+    return out
+
+
+def _cancel_stale(case_id: int, now: dt.datetime) -> int:
+    planned = Reminder.objects.filter(clock__case_id=case_id, status=ReminderStatus.PLANNED)
+    total = 0
+    for reason, condition in (
+        ("clock_stopped", Q(clock__status=ClockStatus.STOPPED)),
+        ("clock_paused", Q(clock__status=ClockStatus.PAUSED)),
+        ("superseded", ~Q(generation=F("clock__generation"))),
+        ("not_duty", ~Q(clock__kind=policy.ClockKind.DUTY)),
+    ):
+        total += planned.filter(condition).update(
+            status=ReminderStatus.CANCELLED, cancelled_at=now, cancel_reason=reason
+        )
+    return total
+
+
+def plan_reminders_for_clock(
+    clock: Clock, *, now: dt.datetime, calendar: policy.Calendar
+) -> PlanResult:
+    """Create (or revive) the planned reminders of one running duty clock."""
+    if clock.status != ClockStatus.RUNNING or clock.kind != policy.ClockKind.DUTY:
+        return PlanResult()
+    try:
+        rule = policy.get_rule(clock.rule_code)
+    except policy.UnknownRule:
+        return PlanResult()
+    wanted = reminder_plan(
+        rule=rule,
+        start=clock.start_date,
+        due=clock.due,
+        due_at=clock.due_at,
+        now=now,
+        calendar=calendar,
+    )
+    if not wanted:
+        return PlanResult()
+    existing = {
+        r.offset_code: r for r in Reminder.objects.filter(clock=clock, generation=clock.generation)
+    }
+    new = [
+        Reminder(
+            clock=clock,
+            generation=clock.generation,
+            offset_code=w.offset_code,
+            send_at=w.send_at,
+            created_at=now,
+        )
+        for w in wanted
+        if w.offset_code not in existing
+    ]
+    reactivated = 0
+    for w in wanted:
+        row = existing.get(w.offset_code)
+        # Paused and resumed on the same day: the due time (and generation) did not move, but
+        # the pause cancelled the reminders; bring back the ones still ahead.
+        if row is not None and row.status == ReminderStatus.CANCELLED:
+            reactivated += Reminder.objects.filter(
+                pk=row.pk, status=ReminderStatus.CANCELLED
+            ).update(
+                status=ReminderStatus.PLANNED,
+                send_at=w.send_at,
+                cancelled_at=None,
+                cancel_reason="",
+            )
+    if new:
+        Reminder.objects.bulk_create(new, ignore_conflicts=True)
+    return PlanResult(planned=len(new), reactivated=reactivated)
+
+
+def plan_reminders_for_case(
+    case_id: int, now: dt.datetime, *, calendar: policy.Calendar | None = None
+) -> PlanResult:
+    """Re-plan every reminder of a case after its clocks changed. Idempotent.
+
+    Call it in the transaction that changed the clocks, after they were reconciled.
+    """
+    if calendar is None:
+        calendar = current_calendar()
+    cancelled = _cancel_stale(case_id, now)
+    planned = reactivated = 0
+    clocks = Clock.objects.filter(
+        case_id=case_id, status=ClockStatus.RUNNING, kind=policy.ClockKind.DUTY
+    )
+    for clock in clocks:
+        result = plan_reminders_for_clock(clock, now=now, calendar=calendar)
+        planned += result.planned
+        reactivated += result.reactivated
+    return PlanResult(planned=planned, cancelled=cancelled, reactivated=reactivated)

@@ -1,0 +1,832 @@
+"""The sweep: escalation ladder, reminders and after-outage digests, set-based.
+
+PostgreSQL is the record (RELIABILITY.md §0, §2.1–2.4). Each step claims due rows with
+`SELECT … FOR … SKIP LOCKED` in bounded batches and, in the same short transaction, writes the
+ledger rows (escalations, reminder status) and the outbox (notifications, deliveries) with
+`INSERT … ON CONFLICT DO NOTHING`. A batch costs a constant number of statements, not one per
+row. Two sweeps at once (two beats, a redelivered task, `manage.py sweep` beside the workers)
+split the rows between them through SKIP LOCKED, and the unique keys absorb any overlap.
+
+Lock order. Case services lock the case row (FOR UPDATE) and then touch its clocks,
+reminders and escalations. The sweep's claims therefore also take `FOR KEY SHARE` of the
+case row with SKIP LOCKED, in the same statement as the claim: a case being changed right now
+is left for the next sweep, and the sweep never waits for a case lock while holding a clock,
+reminder or escalation lock (which would deadlock with the service).
+
+SQLite (the embedded demo) takes a plain ORM path: correct, single-writer, not set-based.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
+
+from mediation.accounts.models import Role, User
+from mediation.agencies.models import Agency
+from mediation.cases.models import Case
+from mediation.core.clock import SHANGHAI, end_of_day, local_date
+from mediation.core.clock import now as clock_now
+from mediation.deadlines import policy
+from mediation.deadlines.calendar_source import current_calendar
+from mediation.deadlines.models import Clock, ClockStatus, Reminder, ReminderStatus
+from mediation.escalation.models import Escalation, EscalationStatus, SweepRun
+from mediation.escalation.routing import AgencyNode, Ladder
+from mediation.notifications.models import NotificationKind
+from mediation.notifications.services import (
+    NotificationSpec,
+    is_postgres,
+    notifications_create_bulk,
+)
+
+logger = logging.getLogger(__name__)
+
+LEVEL_LABELS = {1: "承办机构负责人", 2: "乡镇综治中心", 3: "县级督办"}
+DIGEST_CAP = 10_000  # reminders folded into digests per sweep (one digest per recipient)
+RULE_LABELS = {code: rule.label for code, rule in policy.RULES.items()}
+DUTY = str(policy.ClockKind.DUTY)
+
+
+@dataclass
+class SweepCounts:
+    escalated: int = 0
+    escalated_level1: int = 0
+    escalated_level2: int = 0
+    escalated_level3: int = 0
+    escalations_resolved: int = 0
+    escalations_without_recipients: int = 0
+    reminders_sent: int = 0
+    reminders_digested: int = 0
+    reminders_cancelled: int = 0
+    digests: int = 0
+    notifications_queued: int = 0
+    deliveries_queued: int = 0
+    batches: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class SweepContext:
+    now: dt.datetime
+    batch_size: int
+    ladder: Ladder
+    calendar: policy.Calendar
+    ack_due_at: dt.datetime
+    counts: SweepCounts = field(default_factory=SweepCounts)
+    _supervisors: dict[int, list[int]] = field(default_factory=dict)
+
+    @property
+    def today(self) -> dt.date:
+        return local_date(self.now)
+
+    def supervisors(self, agency_ids: set[int]) -> dict[int, list[int]]:
+        missing = [a for a in agency_ids if a not in self._supervisors]
+        if missing:
+            for a in missing:
+                self._supervisors[a] = []
+            rows = (
+                User.objects.filter(role=Role.SUPERVISOR, is_active=True, agency_id__in=missing)
+                .order_by("id")
+                .values_list("agency_id", "id")
+            )
+            for agency_id, user_id in rows:
+                self._supervisors[agency_id].append(user_id)
+        return {a: self._supervisors[a] for a in agency_ids}
+
+
+def build_ladder() -> Ladder:
+    return Ladder(
+        AgencyNode(id=a, parent_id=p, level=lv, kind=k, name=n, head_id=h)
+        for a, p, lv, k, n, h in Agency.objects.values_list(
+            "id", "parent_id", "level", "kind", "name", "head_id"
+        )
+    )
+
+
+def ack_due_for(now: dt.datetime, calendar: policy.Calendar) -> dt.datetime:
+    """End of the `escalation.ack` due day (1 working day after today, DOMAIN.md §7)."""
+    deadline = policy.compute_deadline("escalation.ack", local_date(now), calendar=calendar)
+    return end_of_day(deadline.due)
+
+
+def make_context(*, now: dt.datetime, batch_size: int | None = None) -> SweepContext:
+    calendar = current_calendar()
+    return SweepContext(
+        now=now,
+        batch_size=batch_size or settings.SWEEP_BATCH_SIZE,
+        ladder=build_ladder(),
+        calendar=calendar,
+        ack_due_at=ack_due_for(now, calendar),
+    )
+
+
+# 督办单 text ---------------------------------------------------------------------------------
+
+
+def _fmt_local(value: Any) -> str:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+def _ack_day(value: Any) -> str:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return (value.astimezone(SHANGHAI) - dt.timedelta(seconds=1)).date().isoformat()
+
+
+def escalation_text(data: dict[str, Any]) -> tuple[str, str]:
+    level = int(data.get("level", 1))
+    label = LEVEL_LABELS.get(level, "")
+    subject = (
+        f"【超期督办·{label}】{data.get('case_number', '')} {data.get('rule_label', '')}已超期"
+    )
+    lines = [
+        "督办单",
+        f"案号：{data.get('case_number', '')}",
+        f"案件：{data.get('case_title', '')}",
+        f"承办机构：{data.get('holder_agency', '')}",
+        f"期限：{data.get('rule_label', '')}（{data.get('rule_code', '')}）",
+        f"到期日：{data.get('due', '')}",
+        f"已超期：{data.get('days_overdue', 0)} 日",
+        f"督办层级：第 {level} 级（{label}）",
+        f"请于 {_ack_day(data['ack_due_at'])} 当日内签收。" if data.get("ack_due_at") else "",
+    ]
+    return subject, "\n".join(line for line in lines if line)
+
+
+def _remaining(due: dt.date, ctx: SweepContext) -> str:
+    if ctx.today == due:
+        return "今日到期"
+    if ctx.today > due:
+        return "已超期"
+    days = policy.working_days_between(ctx.today, due, calendar=ctx.calendar)
+    return f"还有 {days} 个工作日"
+
+
+def reminder_line(row: dict[str, Any], ctx: SweepContext) -> str:
+    return (
+        f"{row['case_number']} {row['case_title']}：{RULE_LABELS.get(row['rule_code'], '')}"
+        f" 到期日 {row['due'].isoformat()}（{_remaining(row['due'], ctx)}）"
+    )
+
+
+# Recipients ----------------------------------------------------------------------------------
+
+
+def _escalation_recipients(row: dict[str, Any], ctx: SweepContext) -> list[int]:
+    data = row["data"]
+    if row["level"] == 1:
+        holder = ctx.ladder.nodes.get(data.get("holder_agency_id"))
+        head = holder.head_id if holder is not None else None
+        if head:
+            return [head]
+        assignee = data.get("assignee_id")
+        return [assignee] if assignee else []
+    agency_id = row["agency_id"]
+    if agency_id is None:
+        return []
+    return ctx.supervisors({agency_id})[agency_id]
+
+
+def _escalation_specs(rows: list[dict[str, Any]], ctx: SweepContext) -> list[NotificationSpec]:
+    targets = {r["agency_id"] for r in rows if r["level"] > 1 and r["agency_id"]}
+    ctx.supervisors(targets)  # one query for the whole batch
+    specs: list[NotificationSpec] = []
+    for row in rows:
+        ctx.counts.escalated += 1
+        level_key = f"escalated_level{row['level']}"
+        setattr(ctx.counts, level_key, getattr(ctx.counts, level_key) + 1)
+        recipients = _escalation_recipients(row, ctx)
+        if not recipients:
+            ctx.counts.escalations_without_recipients += 1
+            logger.warning("escalation %s (level %s) has no recipient", row["id"], row["level"])
+        subject, body = escalation_text(row["data"])
+        holder = row["data"].get("holder_agency_id")
+        for i, user_id in enumerate(sorted(set(recipients))):
+            specs.append(
+                NotificationSpec(
+                    recipient_id=user_id,
+                    kind=NotificationKind.ESCALATION,
+                    case_id=row["case_id"],
+                    subject=subject,
+                    body=body,
+                    key=f"escalation:{row['id']}:user:{user_id}",
+                    data={
+                        "escalation_id": row["id"],
+                        "level": row["level"],
+                        "clock_id": row["clock_id"],
+                        "webhook_agency_id": holder if i == 0 else None,
+                    },
+                    webhook_agency_id=holder if i == 0 else None,
+                )
+            )
+    return specs
+
+
+def _queue(specs: list[NotificationSpec], ctx: SweepContext) -> None:
+    created = notifications_create_bulk(specs, now=ctx.now)
+    ctx.counts.notifications_queued += created.notifications
+    ctx.counts.deliveries_queued += created.deliveries
+
+
+# Escalations: resolve stale -------------------------------------------------------------------
+
+_RESOLVE_STALE_SQL = """
+UPDATE escalation_escalation e
+SET status = 'resolved', resolved_at = %(now)s,
+    resolution = CASE WHEN c.status = 'stopped' THEN 'clock_stopped' ELSE 'due_moved' END
+FROM deadlines_clock c
+WHERE c.id = e.clock_id AND e.id IN (
+    SELECT e2.id FROM escalation_escalation e2
+    JOIN deadlines_clock c2 ON c2.id = e2.clock_id
+    WHERE e2.status IN ('open', 'acknowledged')
+      AND (c2.status = 'stopped'
+           OR (c2.due_at > %(now)s
+               AND c2.generation <> COALESCE((e2.data ->> 'generation')::int, c2.generation)))
+    LIMIT %(batch)s
+    FOR NO KEY UPDATE OF e2 SKIP LOCKED)
+"""
+
+
+def escalations_resolve_stale(ctx: SweepContext) -> int:
+    """Resolve escalations whose clock stopped (the case moved on) or whose due time moved
+    into the future (an extension). A clock merely paused keeps its escalations open (they do
+    not climb while it is paused). A clock jumping backwards un-escalates nothing."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            if is_postgres():
+                with connection.cursor() as cur:
+                    cur.execute(_RESOLVE_STALE_SQL, {"now": ctx.now, "batch": ctx.batch_size})
+                    n = cur.rowcount
+            else:
+                n = _resolve_stale_orm(ctx)
+        total += n
+        if n < ctx.batch_size:
+            break
+    ctx.counts.escalations_resolved += total
+    return total
+
+
+def _resolve_stale_orm(ctx: SweepContext) -> int:
+    n = 0
+    qs = Escalation.objects.filter(
+        status__in=[EscalationStatus.OPEN, EscalationStatus.ACKNOWLEDGED]
+    ).select_related("clock")
+    for esc in qs[: ctx.batch_size * 10]:
+        clock = esc.clock
+        moved = clock.due_at > ctx.now and clock.generation != esc.data.get(
+            "generation", clock.generation
+        )
+        if clock.status == ClockStatus.STOPPED or moved:
+            esc.status = EscalationStatus.RESOLVED
+            esc.resolved_at = ctx.now
+            esc.resolution = "clock_stopped" if clock.status == ClockStatus.STOPPED else "due_moved"
+            esc.save(update_fields=["status", "resolved_at", "resolution"])
+            n += 1
+    return n
+
+
+# Escalations: level 1 -----------------------------------------------------------------------
+
+_NOTICE_FIELDS = """
+    'title', '督办单',
+    'case_id', k.id, 'case_number', k.number, 'case_title', k.title,
+    'clock_id', cl.clock_id, 'rule_code', cl.rule_code,
+    'rule_label', %(labels)s::jsonb ->> cl.rule_code,
+    'due', cl.due, 'due_at', cl.due_at, 'generation', cl.generation,
+    'days_overdue', GREATEST(%(today)s::date - cl.due, 0),
+    'holder_agency_id', k.holder_agency_id, 'holder_agency', h.name,
+    'assignee_id', k.assignee_id,
+    'issued_at', %(now)s::timestamptz, 'ack_due_at', %(ack_due_at)s::timestamptz
+"""
+
+_LEVEL1_SQL = f"""  # noqa: S608 - constant SQL fragments; values are bound parameters
+WITH claimed AS (
+    SELECT c.id AS clock_id, c.case_id, c.rule_code, c.due, c.due_at, c.generation
+    FROM deadlines_clock c
+    JOIN cases_case k ON k.id = c.case_id
+    WHERE c.status = 'running' AND c.kind = %(duty)s AND c.due_at <= %(now)s
+      AND NOT EXISTS (
+          SELECT 1 FROM escalation_escalation x WHERE x.clock_id = c.id AND x.level = 1)
+    ORDER BY c.due_at, c.id
+    LIMIT %(batch)s
+    FOR NO KEY UPDATE OF c SKIP LOCKED
+    FOR KEY SHARE OF k SKIP LOCKED
+)
+INSERT INTO escalation_escalation
+    (clock_id, case_id, level, status, agency_id, created_at, ack_due_at, resolution, data)
+SELECT cl.clock_id, cl.case_id, 1, 'open', k.holder_agency_id, %(now)s, %(ack_due_at)s, '',
+       jsonb_build_object({_NOTICE_FIELDS},
+           'level', 1, 'agency_id', k.holder_agency_id, 'agency', h.name,
+           'notes', '[]'::jsonb)
+FROM claimed cl
+JOIN cases_case k ON k.id = cl.case_id
+JOIN agencies_agency h ON h.id = k.holder_agency_id
+ON CONFLICT (clock_id, level) DO NOTHING
+RETURNING id, clock_id, case_id, level, agency_id, data
+"""
+
+
+def _sql_params(ctx: SweepContext, **extra: Any) -> dict[str, Any]:
+    return {
+        "now": ctx.now,
+        "today": ctx.today,
+        "batch": ctx.batch_size,
+        "ack_due_at": ctx.ack_due_at,
+        "labels": json.dumps(RULE_LABELS, ensure_ascii=False),
+        "duty": DUTY,
+        **extra,
+    }
+
+
+def _fetch_rows(sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        names = [col.name for col in cur.description]
+        rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
+    for row in rows:
+        if isinstance(row.get("data"), str):
+            row["data"] = json.loads(row["data"])
+    return rows
+
+
+def _notice(clock: Clock, case: Case, level: int, agency: Agency | None, ctx: SweepContext):
+    return {
+        "title": "督办单",
+        "case_id": case.pk,
+        "case_number": case.number,
+        "case_title": case.title,
+        "clock_id": clock.pk,
+        "rule_code": clock.rule_code,
+        "rule_label": RULE_LABELS.get(clock.rule_code),
+        "due": clock.due.isoformat(),
+        "due_at": clock.due_at.isoformat(),
+        "generation": clock.generation,
+        "days_overdue": max((ctx.today - clock.due).days, 0),
+        "holder_agency_id": case.holder_agency_id,
+        "holder_agency": case.holder_agency.name,
+        "assignee_id": case.assignee_id,
+        "issued_at": ctx.now.isoformat(),
+        "ack_due_at": ctx.ack_due_at.isoformat(),
+        "level": level,
+        "agency_id": agency.pk if agency else None,
+        "agency": agency.name if agency else None,
+        "notes": [],
+    }
+
+
+def _level1_orm(ctx: SweepContext) -> list[dict[str, Any]]:
+    has_level1 = Escalation.objects.filter(clock=OuterRef("pk"), level=1)
+    clocks = (
+        Clock.objects.filter(status=ClockStatus.RUNNING, kind=DUTY, due_at__lte=ctx.now)
+        .exclude(Exists(has_level1))
+        .select_related("case__holder_agency")
+        .order_by("due_at", "id")[: ctx.batch_size]
+    )
+    rows = []
+    for clock in clocks:
+        case = clock.case
+        esc = Escalation.objects.create(
+            clock=clock,
+            case=case,
+            level=1,
+            agency_id=case.holder_agency_id,
+            created_at=ctx.now,
+            ack_due_at=ctx.ack_due_at,
+            data=_notice(clock, case, 1, case.holder_agency, ctx),
+        )
+        rows.append(
+            {
+                "id": esc.pk,
+                "clock_id": clock.pk,
+                "case_id": case.pk,
+                "level": 1,
+                "agency_id": esc.agency_id,
+                "data": esc.data,
+            }
+        )
+    return rows
+
+
+def escalate_overdue(ctx: SweepContext, *, budget: float | None = None) -> int:
+    """Level 1 for running duty clocks past due that have none yet. Batches until done."""
+    started = time.monotonic()
+    total = 0
+    while True:
+        with transaction.atomic():
+            rows = _fetch_rows(_LEVEL1_SQL, _sql_params(ctx)) if is_postgres() else _level1_orm(ctx)
+            if rows:
+                _queue(_escalation_specs(rows, ctx), ctx)
+        ctx.counts.batches += 1
+        total += len(rows)
+        if len(rows) < ctx.batch_size or _over(started, budget):
+            return total
+
+
+def _over(started: float, budget: float | None) -> bool:
+    return budget is not None and time.monotonic() - started > budget
+
+
+# Escalations: climbing to levels 2 and 3 ----------------------------------------------------
+
+_CLIMB_SQL = f"""  # noqa: S608 - constant SQL fragments; values are bound parameters
+WITH claimed AS (
+    SELECT e.id AS prev_id, e.clock_id, e.case_id, e.level + 1 AS level,
+           c.rule_code, c.due, c.due_at, c.generation
+    FROM escalation_escalation e
+    JOIN deadlines_clock c ON c.id = e.clock_id
+    JOIN cases_case k ON k.id = e.case_id
+    WHERE e.status = 'open' AND e.level < 3 AND e.ack_due_at <= %(now)s
+      AND c.status = 'running' AND c.due_at <= %(now)s
+      AND NOT EXISTS (
+          SELECT 1 FROM escalation_escalation x
+          WHERE x.clock_id = e.clock_id AND (x.level > e.level OR x.status <> 'open'))
+    ORDER BY e.ack_due_at, e.id
+    LIMIT %(batch)s
+    FOR NO KEY UPDATE OF e SKIP LOCKED
+    FOR KEY SHARE OF c, k SKIP LOCKED
+),
+routed AS (
+    SELECT cl.*, k.holder_agency_id,
+           CASE WHEN cl.level = 2
+                THEN (%(targets2)s::jsonb ->> k.holder_agency_id::text)::bigint
+                ELSE (%(targets3)s::jsonb ->> k.holder_agency_id::text)::bigint
+           END AS target_id
+    FROM claimed cl JOIN cases_case k ON k.id = cl.case_id
+)
+INSERT INTO escalation_escalation
+    (clock_id, case_id, level, status, agency_id, created_at, ack_due_at, resolution, data)
+SELECT cl.clock_id, cl.case_id, cl.level, 'open', cl.target_id, %(now)s, %(ack_due_at)s, '',
+       jsonb_build_object({_NOTICE_FIELDS},
+           'level', cl.level, 'agency_id', cl.target_id, 'agency', t.name,
+           'previous_escalation_id', cl.prev_id, 'notes', '[]'::jsonb)
+FROM routed cl
+JOIN cases_case k ON k.id = cl.case_id
+JOIN agencies_agency h ON h.id = k.holder_agency_id
+LEFT JOIN agencies_agency t ON t.id = cl.target_id
+ON CONFLICT (clock_id, level) DO NOTHING
+RETURNING id, clock_id, case_id, level, agency_id, data
+"""
+
+
+def _climb_orm(ctx: SweepContext) -> list[dict[str, Any]]:
+    blocked = Escalation.objects.filter(clock=OuterRef("clock_id")).filter(
+        Q(level__gt=OuterRef("level")) | ~Q(status=EscalationStatus.OPEN)
+    )
+    candidates = (
+        Escalation.objects.filter(
+            status=EscalationStatus.OPEN,
+            level__lt=3,
+            ack_due_at__lte=ctx.now,
+            clock__status=ClockStatus.RUNNING,
+            clock__due_at__lte=ctx.now,
+        )
+        .exclude(Exists(blocked))
+        .select_related("clock", "case__holder_agency")
+        .order_by("ack_due_at", "id")[: ctx.batch_size]
+    )
+    rows = []
+    for prev in candidates:
+        level = prev.level + 1
+        case = prev.case
+        target_id = ctx.ladder.target(case.holder_agency_id, level)
+        target = Agency.objects.filter(pk=target_id).first() if target_id else None
+        data = _notice(prev.clock, case, level, target, ctx)
+        data["previous_escalation_id"] = prev.pk
+        esc = Escalation.objects.create(
+            clock=prev.clock,
+            case=case,
+            level=level,
+            agency=target,
+            created_at=ctx.now,
+            ack_due_at=ctx.ack_due_at,
+            data=data,
+        )
+        rows.append(
+            {
+                "id": esc.pk,
+                "clock_id": esc.clock_id,
+                "case_id": case.pk,
+                "level": level,
+                "agency_id": esc.agency_id,
+                "data": data,
+            }
+        )
+    return rows
+
+
+def escalations_climb(ctx: SweepContext, *, budget: float | None = None) -> int:
+    """The next level for open escalations nobody acknowledged within `escalation.ack`.
+
+    Only the top level of a clock climbs, only while the clock runs and is overdue, and never
+    after anyone acknowledged or resolved any level of it (签收 stops the climb).
+    """
+    started = time.monotonic()
+    total = 0
+    params = _sql_params(
+        ctx,
+        targets2=json.dumps(ctx.ladder.targets(2)),
+        targets3=json.dumps(ctx.ladder.targets(3)),
+    )
+    while True:
+        with transaction.atomic():
+            rows = _fetch_rows(_CLIMB_SQL, params) if is_postgres() else _climb_orm(ctx)
+            if rows:
+                _queue(_escalation_specs(rows, ctx), ctx)
+        ctx.counts.batches += 1
+        total += len(rows)
+        if len(rows) < ctx.batch_size or _over(started, budget):
+            return total
+
+
+# Reminders ----------------------------------------------------------------------------------
+
+_CANCEL_STALE_REMINDERS_SQL = """
+UPDATE deadlines_reminder r
+SET status = 'cancelled', cancelled_at = %(now)s, cancel_reason = 'stale_at_sweep'
+WHERE r.id IN (
+    SELECT r2.id FROM deadlines_reminder r2
+    JOIN deadlines_clock c ON c.id = r2.clock_id
+    WHERE r2.status = 'planned' AND r2.send_at <= %(now)s
+      AND (c.status <> 'running' OR c.generation <> r2.generation OR c.kind <> %(duty)s)
+    LIMIT %(batch)s
+    FOR UPDATE OF r2 SKIP LOCKED)
+"""
+
+_SEND_REMINDERS_SQL = """
+WITH claimed AS (
+    SELECT r.id, r.clock_id
+    FROM deadlines_reminder r
+    JOIN deadlines_clock c ON c.id = r.clock_id
+    JOIN cases_case k ON k.id = c.case_id
+    WHERE r.status = 'planned' AND r.send_at <= %(upper)s AND r.send_at > %(lower)s
+      AND c.status = 'running' AND c.generation = r.generation AND c.kind = %(duty)s
+    ORDER BY r.send_at, r.id
+    LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED
+    FOR KEY SHARE OF k SKIP LOCKED
+)
+UPDATE deadlines_reminder r
+SET status = 'sent', sent_at = %(now)s, digested = %(digested)s
+FROM claimed cl
+JOIN deadlines_clock c ON c.id = cl.clock_id
+JOIN cases_case k ON k.id = c.case_id
+JOIN agencies_agency a ON a.id = k.holder_agency_id
+WHERE r.id = cl.id
+RETURNING r.id AS reminder_id, r.offset_code, r.send_at, c.id AS clock_id, c.rule_code,
+          c.due, c.due_at, k.id AS case_id, k.number AS case_number, k.title AS case_title,
+          k.assignee_id, k.holder_agency_id, a.head_id
+"""
+
+
+def _reminders_cancel_stale(ctx: SweepContext) -> int:
+    if is_postgres():
+        total = 0
+        while True:
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute(_CANCEL_STALE_REMINDERS_SQL, _sql_params(ctx))
+                n = cur.rowcount
+            total += n
+            if n < ctx.batch_size:
+                return total
+    stale = (
+        Reminder.objects.filter(status=ReminderStatus.PLANNED, send_at__lte=ctx.now)
+        .filter(
+            ~Q(clock__status=ClockStatus.RUNNING)
+            | ~Q(generation=F("clock__generation"))
+            | ~Q(clock__kind=DUTY)
+        )
+        .values_list("pk", flat=True)
+    )
+    return Reminder.objects.filter(pk__in=list(stale)).update(
+        status=ReminderStatus.CANCELLED, cancelled_at=ctx.now, cancel_reason="stale_at_sweep"
+    )
+
+
+def _claim_reminders_orm(
+    ctx: SweepContext, *, lower: dt.datetime, upper: dt.datetime, limit: int, digested: bool
+) -> list[dict[str, Any]]:
+    qs = (
+        Reminder.objects.filter(
+            status=ReminderStatus.PLANNED,
+            send_at__lte=upper,
+            send_at__gt=lower,
+            clock__status=ClockStatus.RUNNING,
+            generation=F("clock__generation"),
+            clock__kind=DUTY,
+        )
+        .select_related("clock__case__holder_agency")
+        .order_by("send_at", "id")[:limit]
+    )
+    rows = []
+    for r in qs:
+        case = r.clock.case
+        Reminder.objects.filter(pk=r.pk, status=ReminderStatus.PLANNED).update(
+            status=ReminderStatus.SENT, sent_at=ctx.now, digested=digested
+        )
+        rows.append(
+            {
+                "reminder_id": r.pk,
+                "offset_code": r.offset_code,
+                "send_at": r.send_at,
+                "clock_id": r.clock_id,
+                "rule_code": r.clock.rule_code,
+                "due": r.clock.due,
+                "due_at": r.clock.due_at,
+                "case_id": case.pk,
+                "case_number": case.number,
+                "case_title": case.title,
+                "assignee_id": case.assignee_id,
+                "holder_agency_id": case.holder_agency_id,
+                "head_id": case.holder_agency.head_id,
+            }
+        )
+    return rows
+
+
+def _claim_reminders(
+    ctx: SweepContext, *, lower: dt.datetime, upper: dt.datetime, limit: int, digested: bool
+) -> list[dict[str, Any]]:
+    if not is_postgres():
+        return _claim_reminders_orm(ctx, lower=lower, upper=upper, limit=limit, digested=digested)
+    params = _sql_params(ctx, lower=lower, upper=upper, limit=limit, digested=digested)
+    return _fetch_rows(_SEND_REMINDERS_SQL, params)
+
+
+def _reminder_recipients(row: dict[str, Any]) -> list[int]:
+    return sorted({u for u in (row["assignee_id"], row["head_id"]) if u})
+
+
+def _reminder_specs(rows: list[dict[str, Any]], ctx: SweepContext) -> list[NotificationSpec]:
+    specs = []
+    for row in rows:
+        label = RULE_LABELS.get(row["rule_code"], row["rule_code"])
+        subject = f"【期限提醒】{row['case_number']} {label} {row['due'].isoformat()} 到期"
+        body = "\n".join(
+            [
+                f"案号：{row['case_number']}",
+                f"案件：{row['case_title']}",
+                f"期限：{label}（{row['rule_code']}）",
+                f"到期日：{row['due'].isoformat()}（{_remaining(row['due'], ctx)}）",
+            ]
+        )
+        for i, user_id in enumerate(_reminder_recipients(row)):
+            hook = row["holder_agency_id"] if i == 0 else None
+            specs.append(
+                NotificationSpec(
+                    recipient_id=user_id,
+                    kind=NotificationKind.REMINDER,
+                    case_id=row["case_id"],
+                    subject=subject,
+                    body=body,
+                    key=f"reminder:{row['reminder_id']}:user:{user_id}",
+                    data={
+                        "reminder_id": row["reminder_id"],
+                        "clock_id": row["clock_id"],
+                        "offset": row["offset_code"],
+                        "webhook_agency_id": hook,
+                    },
+                    webhook_agency_id=hook,
+                )
+            )
+    return specs
+
+
+def _digest_specs(rows: list[dict[str, Any]], ctx: SweepContext) -> list[NotificationSpec]:
+    per_user: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        for user_id in _reminder_recipients(row):
+            per_user[user_id].append(row)
+    specs = []
+    for user_id, items in sorted(per_user.items()):
+        items.sort(key=lambda r: (r["due"], r["reminder_id"]))
+        ids = [r["reminder_id"] for r in items]
+        digest = hashlib.sha256(",".join(map(str, sorted(ids))).encode()).hexdigest()[:20]
+        body = "\n".join(
+            ["系统恢复运行，以下期限提醒在停机期间到期，合并发送："]
+            + [f"· {reminder_line(r, ctx)}" for r in items]
+        )
+        case_ids = {r["case_id"] for r in items}
+        specs.append(
+            NotificationSpec(
+                recipient_id=user_id,
+                kind=NotificationKind.DIGEST,
+                case_id=case_ids.pop() if len(case_ids) == 1 else None,
+                subject=f"【期限提醒汇总】您有 {len(items)} 条期限提醒",
+                body=body,
+                key=f"digest:user:{user_id}:{digest}",
+                data={"reminder_ids": ids},
+            )
+        )
+    ctx.counts.digests += len(specs)
+    return specs
+
+
+def reminders_send_due(ctx: SweepContext, *, budget: float | None = None) -> int:
+    """Send reminders whose time has come.
+
+    Those overdue by more than REMINDER_DIGEST_AFTER_SECONDS (an outage, a stopped beat) are
+    claimed together (up to DIGEST_CAP) and folded into ONE digest notification per recipient;
+    the rest go out one notification per reminder and recipient. The reminder rows are marked
+    sent in the same transaction as the notifications are written.
+    """
+    started = time.monotonic()
+    ctx.counts.reminders_cancelled += _reminders_cancel_stale(ctx)
+    cutoff = ctx.now - dt.timedelta(seconds=settings.REMINDER_DIGEST_AFTER_SECONDS)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    sent = 0
+    with transaction.atomic():
+        rows = _claim_reminders(ctx, lower=epoch, upper=cutoff, limit=DIGEST_CAP, digested=True)
+        if rows:
+            _queue(_digest_specs(rows, ctx), ctx)
+    ctx.counts.batches += 1
+    ctx.counts.reminders_digested += len(rows)
+    sent += len(rows)
+    while True:
+        with transaction.atomic():
+            rows = _claim_reminders(
+                ctx, lower=cutoff, upper=ctx.now, limit=ctx.batch_size, digested=False
+            )
+            if rows:
+                _queue(_reminder_specs(rows, ctx), ctx)
+        ctx.counts.batches += 1
+        sent += len(rows)
+        if len(rows) < ctx.batch_size or _over(started, budget):
+            break
+    ctx.counts.reminders_sent += sent
+    return sent
+
+
+# The whole sweep -----------------------------------------------------------------------------
+
+
+def runner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class SweepResult:
+    run_id: int
+    now: dt.datetime
+    counts: SweepCounts
+    duration_ms: int
+
+
+def sweep_run(
+    *,
+    now: dt.datetime,
+    trigger: str,
+    batch_size: int | None = None,
+    budget_seconds: float | None = None,
+    wall_clock: Callable[[], dt.datetime] = clock_now,
+) -> SweepResult:
+    """One full sweep at `now`: resolve stale escalations, escalate, climb, send reminders.
+
+    Idempotent: a second sweep at the same `now` finds nothing to do. Recorded as a SweepRun
+    (started, finished, counts) for health checks and duplicate-beat observability.
+    """
+    started = time.monotonic()
+    run = SweepRun.objects.create(
+        started_at=wall_clock(), swept_until=now, trigger=trigger[:32], runner=runner_name()
+    )
+    ctx = make_context(now=now, batch_size=batch_size)
+    try:
+        escalations_resolve_stale(ctx)
+        close_old_connections_if_idle()
+        escalate_overdue(ctx, budget=budget_seconds)
+        close_old_connections_if_idle()
+        escalations_climb(ctx, budget=budget_seconds)
+        close_old_connections_if_idle()
+        reminders_send_due(ctx, budget=budget_seconds)
+    except Exception as exc:
+        SweepRun.objects.filter(pk=run.pk).update(
+            counts=ctx.counts.as_dict(), error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        raise
+    duration_ms = int((time.monotonic() - started) * 1000)
+    counts = ctx.counts.as_dict() | {"duration_ms": duration_ms}
+    SweepRun.objects.filter(pk=run.pk).update(finished_at=wall_clock(), counts=counts)
+    logger.info("sweep %s at %s: %s", run.pk, now.isoformat(), counts)
+    return SweepResult(run_id=run.pk, now=now, counts=ctx.counts, duration_ms=duration_ms)
+
+
+def close_old_connections_if_idle() -> None:
+    """Replace a broken connection between steps (not inside a test's or caller's atomic)."""
+    if not connection.in_atomic_block:
+        close_old_connections()

@@ -1,0 +1,196 @@
+"""Outbound channels: e-mail (SMTP), group-robot webhook (WeCom/DingTalk text), SMS gateway.
+
+Each sender takes an `OutboundMessage` and either returns the address it sent to or raises:
+- `TransientError`: worth retrying (connection errors, timeouts, SMTP 4xx, HTTP 5xx/408/429);
+- `PermanentError`: retrying cannot help (SMTP 5xx, HTTP 4xx, no address, bad URL).
+
+Every message carries the idempotency key `notification-{id}`: e-mail as
+`Message-ID: <notification-{id}@mediation.local>` and `X-Idempotency-Key`, webhooks as the
+`Idempotency-Key` header and an `idempotency_key` field in the JSON body, SMS as an argument
+to the gateway. A resend after a crash carries the same key (RELIABILITY.md §2.6).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import smtplib
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """Base: `str(exc)` is recorded as the delivery's `last_error`."""
+
+
+class TransientError(DeliveryError):
+    pass
+
+
+class PermanentError(DeliveryError):
+    pass
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    notification_id: int
+    subject: str
+    body: str
+    email: str = ""
+    phone: str = ""
+    webhook_url: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"notification-{self.notification_id}"
+
+    @property
+    def message_id(self) -> str:
+        return f"<notification-{self.notification_id}@{settings.NOTIFICATION_MESSAGE_ID_DOMAIN}>"
+
+
+# E-mail --------------------------------------------------------------------------------------
+
+
+def _smtp_code_error(code: int, text: str) -> DeliveryError:
+    if 400 <= code < 500:
+        return TransientError(f"SMTP {code}: {text}")
+    return PermanentError(f"SMTP {code}: {text}")
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def send_email(message: OutboundMessage) -> str:
+    """Send over the configured e-mail backend (SMTP: EMAIL_HOST / EMAIL_PORT)."""
+    if not message.email:
+        raise PermanentError("收件人没有电子邮件地址")
+    email = EmailMessage(
+        subject=message.subject,
+        body=message.body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[message.email],
+        headers={
+            "Message-ID": message.message_id,
+            "X-Idempotency-Key": message.idempotency_key,
+        },
+    )
+    try:
+        connection = get_connection(fail_silently=False, timeout=settings.EMAIL_TIMEOUT)
+        sent = connection.send_messages([email])
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _msg in exc.recipients.values()]
+        code = max(codes) if codes else 550
+        texts = "; ".join(_decode(msg) for _code, msg in exc.recipients.values())
+        raise _smtp_code_error(code, texts) from exc
+    except smtplib.SMTPResponseException as exc:
+        raise _smtp_code_error(exc.smtp_code, _decode(exc.smtp_error)) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise TransientError(f"SMTP 连接错误：{type(exc).__name__}: {exc}") from exc
+    if not sent:
+        raise TransientError("邮件未被发送（后端返回 0）")
+    return message.email
+
+
+# Webhook -------------------------------------------------------------------------------------
+
+# WeCom/DingTalk answer HTTP 200 with an errcode; these mean "busy / rate limited".
+_TRANSIENT_ERRCODES = frozenset({-1, 45009, 45033, 130101})
+_TRANSIENT_HTTP = frozenset({408, 425, 429})
+
+
+def webhook_payload(message: OutboundMessage) -> dict[str, object]:
+    return {
+        "msgtype": "text",
+        "text": {"content": f"{message.subject}\n{message.body}"},
+        "idempotency_key": message.idempotency_key,
+    }
+
+
+def send_webhook(message: OutboundMessage) -> str:
+    """POST the group-robot text message to the holder agency's webhook URL."""
+    url = message.webhook_url
+    if not url:
+        raise PermanentError("机构未配置群机器人 Webhook")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise PermanentError(f"Webhook 地址无效：{url}")
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        url,
+        data=json.dumps(webhook_payload(message), ensure_ascii=False).encode("utf-8"),
+        headers={
+            "Content-Type": "application/json; charset=utf-8",
+            "Idempotency-Key": message.idempotency_key,
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(  # noqa: S310 - scheme checked above
+            request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS
+        ) as response:
+            raw = response.read(65536)
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500 or exc.code in _TRANSIENT_HTTP:
+            raise TransientError(f"HTTP {exc.code}: {exc.reason}") from exc
+        raise PermanentError(f"HTTP {exc.code}: {exc.reason}") from exc
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TransientError(f"Webhook 连接错误：{type(exc).__name__}: {reason}") from exc
+    try:
+        answer = json.loads(raw.decode("utf-8")) if raw else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        answer = {}
+    errcode = answer.get("errcode", 0) if isinstance(answer, dict) else 0
+    if errcode not in (0, None):
+        text = f"errcode {errcode}: {answer.get('errmsg', '')}"
+        if errcode in _TRANSIENT_ERRCODES:
+            raise TransientError(text)
+        raise PermanentError(text)
+    return url
+
+
+# SMS -----------------------------------------------------------------------------------------
+
+
+class SmsBackend(Protocol):
+    def send(self, *, phone: str, text: str, idempotency_key: str) -> None:
+        """Send one text; raise TransientError or PermanentError."""
+
+
+class LoggingSmsBackend:
+    """Default gateway: logs the message instead of sending it (demo and tests)."""
+
+    def send(self, *, phone: str, text: str, idempotency_key: str) -> None:
+        masked = f"{phone[:3]}****{phone[-4:]}" if len(phone) >= 7 else "****"
+        logger.info("SMS to %s [%s]: %s", masked, idempotency_key, text)
+
+
+def sms_backend() -> SmsBackend:
+    return import_string(settings.SMS_BACKEND)()
+
+
+def send_sms(message: OutboundMessage) -> str:
+    if not message.phone:
+        raise PermanentError("收件人没有手机号")
+    sms_backend().send(
+        phone=message.phone, text=message.subject, idempotency_key=message.idempotency_key
+    )
+    return message.phone
+
+
+SENDERS: dict[str, Callable[[OutboundMessage], str]] = {
+    "email": send_email,
+    "webhook": send_webhook,
+    "sms": send_sms,
+}

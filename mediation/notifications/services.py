@@ -1,0 +1,471 @@
+"""Notifications: set-based creation (the outbox) and delivery of one row under a lease.
+
+Nothing here talks to Celery: the sweeps create rows, the delivery layer (a Celery task or
+`manage.py sweep --once`) calls `delivery_attempt` per id (STYLE.md: services never `.delay()`).
+
+Delivery protocol (RELIABILITY.md §2.6, §2.7):
+1. claim (own short transaction): the row must be `pending` with `next_attempt_at <= now`, or
+   `sending` with an expired lease; it becomes `sending`, `attempts + 1`,
+   `lease_until = now + DELIVERY_LEASE_SECONDS`, `claimed_by = worker`. SKIP LOCKED: a row
+   another worker is claiming right now is left to it.
+2. send, outside any transaction, after re-checking the lease is still ours.
+3. finish (own short transaction, only while `claimed_by` is still us): `sent`, or back to
+   `pending` with exponential backoff and jitter (transient error), or `failed` (permanent
+   error, or transient errors exhausted `DELIVERY_MAX_ATTEMPTS`).
+A crash between 2 and 3 leaves the row `sending`; when the lease expires it is sent again with
+the same idempotency key (at-least-once; receivers deduplicate by key).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
+
+from mediation.accounts.models import User
+from mediation.agencies.models import Agency
+from mediation.notifications.channels import (
+    SENDERS,
+    OutboundMessage,
+    PermanentError,
+    TransientError,
+)
+from mediation.notifications.models import (
+    ChannelPreference,
+    Delivery,
+    DeliveryChannel,
+    DeliveryStatus,
+    Notification,
+)
+
+logger = logging.getLogger(__name__)
+
+_random = secrets.SystemRandom()
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+# Creation ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotificationSpec:
+    recipient_id: int
+    kind: str
+    subject: str
+    body: str
+    key: str
+    case_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    # The agency whose group robot also gets this message (one spec per event carries it).
+    webhook_agency_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Created:
+    notifications: int = 0
+    deliveries: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Prefs:
+    email: bool = True
+    sms: bool = False
+    webhook: bool = True
+
+
+def _load_preferences(
+    users: dict[int, dict[str, Any]], agency_ids: set[int]
+) -> tuple[dict[int, _Prefs], dict[int, _Prefs]]:
+    user_agencies = {u["agency_id"] for u in users.values() if u["agency_id"]}
+    rows = ChannelPreference.objects.filter(
+        Q(user_id__in=list(users)) | Q(agency_id__in=list(agency_ids | user_agencies))
+    ).values("user_id", "agency_id", "email", "sms", "webhook")
+    by_user: dict[int, _Prefs] = {}
+    by_agency: dict[int, _Prefs] = {}
+    for row in rows:
+        prefs = _Prefs(email=row["email"], sms=row["sms"], webhook=row["webhook"])
+        if row["user_id"]:
+            by_user[row["user_id"]] = prefs
+        else:
+            by_agency[row["agency_id"]] = prefs
+    return by_user, by_agency
+
+
+def _insert_notifications(specs: Sequence[NotificationSpec], now: dt.datetime) -> dict[str, int]:
+    """INSERT … ON CONFLICT (key) DO NOTHING; returns {key: id} of the rows inserted now."""
+    if is_postgres():
+        sql = """
+            INSERT INTO notifications_notification
+                (recipient_id, kind, case_id, subject, body, key, data, created_at)
+            SELECT r, k, c, s, b, y, d, %s
+            FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[], %s::varchar[], %s::text[],
+                        %s::varchar[], %s::jsonb[]) AS t(r, k, c, s, b, y, d)
+            ON CONFLICT (key) DO NOTHING
+            RETURNING key, id
+        """
+        params = [
+            now,
+            [s.recipient_id for s in specs],
+            [s.kind for s in specs],
+            [s.case_id for s in specs],
+            [s.subject[:200] for s in specs],
+            [s.body for s in specs],
+            [s.key for s in specs],
+            [json.dumps(s.data, ensure_ascii=False) for s in specs],
+        ]
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            return dict(cur.fetchall())
+    # SQLite demo: correctness only (single writer).
+    existing = set(
+        Notification.objects.filter(key__in=[s.key for s in specs]).values_list("key", flat=True)
+    )
+    fresh = [s for s in specs if s.key not in existing]
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                recipient_id=s.recipient_id,
+                kind=s.kind,
+                case_id=s.case_id,
+                subject=s.subject[:200],
+                body=s.body,
+                key=s.key,
+                data=s.data,
+                created_at=now,
+            )
+            for s in fresh
+        ],
+        ignore_conflicts=True,
+    )
+    return dict(
+        Notification.objects.filter(key__in=[s.key for s in fresh]).values_list("key", "id")
+    )
+
+
+def _insert_deliveries(rows: Sequence[tuple[int, str]], now: dt.datetime) -> int:
+    if not rows:
+        return 0
+    if is_postgres():
+        sql = """
+            INSERT INTO notifications_delivery
+                (notification_id, channel, status, attempts, next_attempt_at, created_at,
+                 claimed_by, address, last_error)
+            SELECT n, ch, 'pending', 0, %s, %s, '', '', ''
+            FROM unnest(%s::bigint[], %s::varchar[]) AS t(n, ch)
+            ON CONFLICT (notification_id, channel) DO NOTHING
+        """
+        with connection.cursor() as cur:
+            cur.execute(sql, [now, now, [r[0] for r in rows], [r[1] for r in rows]])
+            return cur.rowcount
+    objs = [
+        Delivery(notification_id=n, channel=ch, next_attempt_at=now, created_at=now)
+        for n, ch in rows
+    ]
+    Delivery.objects.bulk_create(objs, ignore_conflicts=True)
+    return len(objs)
+
+
+def notifications_create_bulk(specs: Iterable[NotificationSpec], *, now: dt.datetime) -> Created:
+    """Create notifications and their deliveries, set-based. Call inside the caller's
+    transaction: the rows commit (or roll back) with whatever made them due.
+
+    A constant number of statements however many specs: users, preferences and agencies are
+    read in one query each, notifications and deliveries inserted in one statement each.
+    Keys already present are skipped (idempotent). Inactive recipients get nothing.
+    """
+    specs = list({s.key: s for s in specs}.values())
+    if not specs:
+        return Created()
+    users = {
+        u["id"]: u
+        for u in User.objects.filter(pk__in={s.recipient_id for s in specs}, is_active=True).values(
+            "id", "email", "phone", "agency_id"
+        )
+    }
+    specs = [s for s in specs if s.recipient_id in users]
+    if not specs:
+        return Created()
+    webhook_agency_ids = {s.webhook_agency_id for s in specs if s.webhook_agency_id}
+    webhooks = dict(
+        Agency.objects.filter(pk__in=webhook_agency_ids)
+        .exclude(webhook_url="")
+        .values_list("id", "webhook_url")
+    )
+    by_user, by_agency = _load_preferences(users, webhook_agency_ids)
+    inserted = _insert_notifications(specs, now)
+    rows: list[tuple[int, str]] = []
+    by_kind: dict[str, int] = {}
+    for spec in specs:
+        notification_id = inserted.get(spec.key)
+        if notification_id is None:
+            continue
+        by_kind[spec.kind] = by_kind.get(spec.kind, 0) + 1
+        user = users[spec.recipient_id]
+        prefs = by_user.get(user["id"]) or by_agency.get(user["agency_id"]) or _Prefs()
+        if prefs.email and user["email"]:
+            rows.append((notification_id, DeliveryChannel.EMAIL))
+        if prefs.sms and user["phone"]:
+            rows.append((notification_id, DeliveryChannel.SMS))
+        agency_id = spec.webhook_agency_id
+        if agency_id and agency_id in webhooks and by_agency.get(agency_id, _Prefs()).webhook:
+            rows.append((notification_id, DeliveryChannel.WEBHOOK))
+    deliveries = _insert_deliveries(rows, now)
+    return Created(notifications=len(inserted), deliveries=deliveries, by_kind=by_kind)
+
+
+# Dispatch (hand ids to the delivery layer) -----------------------------------------------------
+
+
+def _claimable(now: dt.datetime) -> Q:
+    return Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) | Q(
+        status=DeliveryStatus.SENDING, lease_until__lte=now
+    )
+
+
+def deliveries_claimable_ids(*, now: dt.datetime, limit: int) -> list[int]:
+    """Ids of deliveries that may be attempted now, oldest first (no claim, no lock)."""
+    return list(
+        Delivery.objects.filter(_claimable(now))
+        .order_by("next_attempt_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def deliveries_dispatch(*, now: dt.datetime, limit: int) -> list[int]:
+    """Mark up to `limit` claimable, not-yet-dispatched deliveries as handed out; return ids.
+
+    The mark (`dispatched_until = now + lease`) keeps the next sweeps from handing the same
+    ids to Celery again while a message for them is queued. If that message is lost (Redis
+    restarted or flushed, a publish failed), the mark expires and a later sweep hands them out
+    again. A duplicate hand-out is harmless: `delivery_attempt` claims under a lease.
+    """
+    until = now + dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    not_dispatched = Q(dispatched_until__isnull=True) | Q(dispatched_until__lte=now)
+    with transaction.atomic():
+        qs = Delivery.objects.filter(_claimable(now) & not_dispatched).order_by(
+            "next_attempt_at", "id"
+        )
+        if is_postgres():
+            qs = qs.select_for_update(skip_locked=True)
+        ids = list(qs.values_list("id", flat=True)[:limit])
+        if ids:
+            Delivery.objects.filter(pk__in=ids).update(dispatched_until=until)
+    return ids
+
+
+# Delivery ------------------------------------------------------------------------------------
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random."""
+    base = settings.DELIVERY_BACKOFF_BASE_SECONDS * (2 ** max(attempts - 1, 0))
+    delay = min(settings.DELIVERY_BACKOFF_MAX_SECONDS, base)
+    return delay / 2 + _random.uniform(0, delay / 2)
+
+
+def _claim(delivery_id: int, *, now: dt.datetime, worker: str) -> Delivery | None:
+    lease_until = now + dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    with transaction.atomic():
+        qs = Delivery.objects.filter(_claimable(now), pk=delivery_id)
+        if is_postgres():
+            qs = qs.select_for_update(skip_locked=True)
+        delivery = qs.first()
+        if delivery is None:
+            return None
+        delivery.status = DeliveryStatus.SENDING
+        delivery.attempts += 1
+        delivery.lease_until = lease_until
+        delivery.claimed_by = worker[:200]
+        delivery.save(update_fields=["status", "attempts", "lease_until", "claimed_by"])
+    return delivery
+
+
+def _still_ours(delivery_id: int, worker: str) -> bool:
+    return Delivery.objects.filter(
+        pk=delivery_id, status=DeliveryStatus.SENDING, claimed_by=worker[:200]
+    ).exists()
+
+
+def _finish(delivery_id: int, worker: str, **fields: Any) -> bool:
+    updated = Delivery.objects.filter(
+        pk=delivery_id, status=DeliveryStatus.SENDING, claimed_by=worker[:200]
+    ).update(**fields)
+    if not updated:
+        logger.warning("delivery %s: lease lost before finishing (%s)", delivery_id, fields)
+    return bool(updated)
+
+
+def _outbound(delivery: Delivery) -> OutboundMessage:
+    notification = (
+        Notification.objects.select_related("recipient", "case__holder_agency")
+        .only(
+            "id",
+            "subject",
+            "body",
+            "data",
+            "recipient__email",
+            "recipient__phone",
+            "case__holder_agency__webhook_url",
+        )
+        .get(pk=delivery.notification_id)
+    )
+    webhook_url = ""
+    if delivery.channel == DeliveryChannel.WEBHOOK:
+        agency_id = (notification.data or {}).get("webhook_agency_id")
+        if agency_id:
+            webhook_url = (
+                Agency.objects.filter(pk=agency_id).values_list("webhook_url", flat=True).first()
+                or ""
+            )
+        elif notification.case is not None:
+            webhook_url = notification.case.holder_agency.webhook_url
+    return OutboundMessage(
+        notification_id=notification.pk,
+        subject=notification.subject,
+        body=notification.body,
+        email=notification.recipient.email or "",
+        phone=notification.recipient.phone or "",
+        webhook_url=webhook_url,
+    )
+
+
+def delivery_attempt(*, delivery_id: int, now: dt.datetime, worker: str) -> str:
+    """Claim, send and record one delivery. Returns sent | retry | failed | skipped | lost.
+
+    `skipped`: not claimable now (already sent, failed, in backoff, or another worker's lease).
+    `lost`: our lease was taken over while we were sending (we sent anyway; the row follows
+    the other worker). Never raises for a channel error: one bad message must not block the
+    others in a batch.
+    """
+    started = time.monotonic()
+    delivery = _claim(delivery_id, now=now, worker=worker)
+    if delivery is None:
+        return "skipped"
+
+    def later() -> dt.datetime:
+        return now + dt.timedelta(seconds=time.monotonic() - started)
+
+    try:
+        message = _outbound(delivery)
+        delay = settings.DELIVERY_TEST_DELAY_SECONDS
+        if delay > 0:
+            time.sleep(delay)
+        if not _still_ours(delivery.pk, worker):
+            logger.warning("delivery %s: lease lost before sending; not sent", delivery.pk)
+            return "lost"
+        address = SENDERS[delivery.channel](message)
+    except PermanentError as exc:
+        _finish(
+            delivery.pk,
+            worker,
+            status=DeliveryStatus.FAILED,
+            failed_at=later(),
+            lease_until=None,
+            last_error=str(exc)[:2000],
+        )
+        logger.warning("delivery %s failed permanently: %s", delivery.pk, exc)
+        return "failed"
+    except Exception as exc:  # TransientError, or a bug: retried, then dead-lettered
+        if not isinstance(exc, TransientError):
+            logger.exception("delivery %s: unexpected error", delivery.pk)
+        error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, TransientError) else str(exc)
+        if delivery.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+            _finish(
+                delivery.pk,
+                worker,
+                status=DeliveryStatus.FAILED,
+                failed_at=later(),
+                lease_until=None,
+                last_error=f"重试 {delivery.attempts} 次后放弃：{error}"[:2000],
+            )
+            return "failed"
+        next_at = later() + dt.timedelta(seconds=backoff_seconds(delivery.attempts))
+        _finish(
+            delivery.pk,
+            worker,
+            status=DeliveryStatus.PENDING,
+            next_attempt_at=next_at,
+            lease_until=None,
+            dispatched_until=None,
+            last_error=error[:2000],
+        )
+        logger.info("delivery %s: transient error, retry at %s: %s", delivery.pk, next_at, error)
+        return "retry"
+    finished = _finish(
+        delivery.pk,
+        worker,
+        status=DeliveryStatus.SENT,
+        sent_at=later(),
+        lease_until=None,
+        address=address[:500],
+        last_error="",
+    )
+    return "sent" if finished else "lost"
+
+
+@dataclass
+class DeliveryTally:
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    skipped: int = 0
+    lost: int = 0
+
+    def add(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+def deliveries_deliver(
+    ids: Iterable[int],
+    *,
+    worker: str,
+    clock: Callable[[], dt.datetime],
+    budget_seconds: float | None = None,
+) -> DeliveryTally:
+    """Attempt each delivery in turn, reading `clock()` for each (a batch can take a while).
+
+    Between deliveries, stale or broken database connections are replaced (a DB blip fails
+    one attempt, not the rest of the batch). Past `budget_seconds` the rest are left alone:
+    they stay claimable and a later sweep hands them out again.
+    """
+    started = time.monotonic()
+    tally = DeliveryTally()
+    for delivery_id in ids:
+        if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+            break
+        if not connection.in_atomic_block:
+            close_old_connections()
+        try:
+            outcome = delivery_attempt(delivery_id=delivery_id, now=clock(), worker=worker)
+        except Exception:  # a database error: the lease expires and a later sweep retries
+            logger.exception("delivery %s: attempt aborted", delivery_id)
+            outcome = "skipped"
+        tally.add(outcome)
+    return tally
+
+
+# Inbox -----------------------------------------------------------------------------------------
+
+
+def notification_mark_read(*, user: User, notification_ids: Iterable[int], now: dt.datetime) -> int:
+    """Mark the user's own notifications read; others' ids are ignored. Returns the count."""
+    return Notification.objects.filter(
+        recipient=user, pk__in=list(notification_ids), read_at__isnull=True
+    ).update(read_at=now)
+
+
+def notification_mark_all_read(*, user: User, now: dt.datetime) -> int:
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).update(read_at=now)

@@ -1,0 +1,216 @@
+"""Forms of the web pages that are not a transition's step form (those live in cases.steps)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from mediation.agencies.models import Agency
+from mediation.cases.models import (
+    AppliesTo,
+    CaseKind,
+    CasePartyRole,
+    Category,
+    Channel,
+    MediationTrack,
+    PetitionType,
+    RiskLevel,
+)
+from mediation.parties import idnumbers
+
+DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class RegisterCaseForm(forms.Form):
+    """登记: the case itself. The parties come in `PartyFormSet`."""
+
+    title = forms.CharField(
+        label=_("案件标题"),
+        max_length=200,
+        help_text=_("简要概括纠纷或信访事项，如“邻里宅基地界址纠纷”。"),
+    )
+    category = forms.ModelChoiceField(label=_("类型"), queryset=Category.objects.none())
+    channel = forms.ModelChoiceField(label=_("来源渠道"), queryset=Channel.objects.none())
+    received_on = forms.DateField(
+        label=_("收到日期"), widget=DATE_INPUT, help_text=_("法定期限自收到之日起算。")
+    )
+    description = forms.CharField(
+        label=_("简要情况"), widget=forms.Textarea(attrs={"rows": 4}), max_length=20000
+    )
+    # Dispute only.
+    mediation_track = forms.ChoiceField(
+        label=_("调解类型"), choices=MediationTrack.choices, initial=MediationTrack.PEOPLE
+    )
+    risk_level = forms.ChoiceField(
+        label=_("风险等级"), choices=RiskLevel.choices, initial=RiskLevel.LOW
+    )
+    # Petition only.
+    petition_type = forms.ChoiceField(label=_("信访类型"), choices=PetitionType.choices)
+    accused_agency = forms.ModelChoiceField(
+        label=_("被检举控告机构"),
+        queryset=Agency.objects.none(),
+        required=False,
+        help_text=_("检举控告事项：该机构及其下属机构将看不到信访人身份。"),
+    )
+    headcount = forms.IntegerField(label=_("人数"), min_value=1, initial=1)
+
+    DISPUTE_ONLY = ("mediation_track", "risk_level")
+    PETITION_ONLY = ("petition_type", "accused_agency", "headcount")
+
+    def __init__(self, *args: Any, kind: str, today: dt.date, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        self.today = today
+        applies = AppliesTo.DISPUTE if kind == CaseKind.DISPUTE else AppliesTo.PETITION
+        self.fields["category"].queryset = Category.objects.filter(
+            Q(applies_to=applies) | Q(applies_to=AppliesTo.BOTH), is_active=True
+        )
+        if kind == CaseKind.PETITION:
+            self.fields["category"].label = _("内容分类")
+        self.fields["channel"].queryset = Channel.objects.filter(is_active=True)
+        self.fields["accused_agency"].queryset = Agency.objects.active()
+        self.fields["received_on"].initial = today
+        drop = self.PETITION_ONLY if kind == CaseKind.DISPUTE else self.DISPUTE_ONLY
+        for name in drop:
+            del self.fields[name]
+
+    def clean_received_on(self) -> dt.date:
+        value = self.cleaned_data["received_on"]
+        if value > self.today:
+            raise forms.ValidationError(_("收到日期不能晚于今天。"))
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if (
+            self.kind == CaseKind.PETITION
+            and data.get("accused_agency") is not None
+            and data.get("petition_type") != PetitionType.ACCUSATION
+        ):
+            self.add_error("accused_agency", _("只有检举控告事项需要填写被检举控告机构。"))
+        return data
+
+
+ROLE_CHOICES = {
+    CaseKind.DISPUTE: [
+        (CasePartyRole.APPLICANT, CasePartyRole.APPLICANT.label),
+        (CasePartyRole.RESPONDENT, CasePartyRole.RESPONDENT.label),
+        (CasePartyRole.OTHER, CasePartyRole.OTHER.label),
+    ],
+    CaseKind.PETITION: [
+        (CasePartyRole.PETITIONER, CasePartyRole.PETITIONER.label),
+        (CasePartyRole.REPRESENTATIVE, CasePartyRole.REPRESENTATIVE.label),
+        (CasePartyRole.OTHER, CasePartyRole.OTHER.label),
+    ],
+}
+
+
+class PartyForm(forms.Form):
+    name = forms.CharField(label=_("姓名/名称"), max_length=200)
+    role = forms.ChoiceField(label=_("身份"), choices=())
+    id_number = forms.CharField(
+        label=_("身份证号"),
+        max_length=32,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "text"}),
+    )
+    phone = forms.CharField(
+        label=_("联系电话"),
+        max_length=32,
+        required=False,
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+    )
+    address = forms.CharField(label=_("住址"), max_length=255, required=False)
+
+    def __init__(self, *args: Any, kind: str, today: dt.date, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+        self.fields["role"].choices = ROLE_CHOICES[kind]
+
+    def clean_id_number(self) -> str:
+        value = (self.cleaned_data.get("id_number") or "").strip()
+        if not value:
+            return ""
+        try:
+            return idnumbers.validate_id_number(value, today=self.today)
+        except idnumbers.InvalidIdNumber as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_phone(self) -> str:
+        value = (self.cleaned_data.get("phone") or "").strip()
+        try:
+            return idnumbers.normalise_phone(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class BasePartyFormSet(forms.BaseFormSet):
+    def __init__(self, *args: Any, kind: str, today: dt.date, **kwargs: Any) -> None:
+        self.kind = kind
+        self.today = today
+        super().__init__(*args, **kwargs)
+
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
+        roles = [value for value, _label in ROLE_CHOICES[self.kind]]
+        # The first row is the applicant (petitioner), the next ones default to the other side.
+        role = roles[0] if index == 0 else roles[1]
+        return {"kind": self.kind, "today": self.today, "initial": {"role": role}}
+
+    def clean(self) -> None:
+        if any(self.errors):
+            return
+        filled = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        if not filled:
+            raise forms.ValidationError(_("请至少填写一名当事人。"))
+        roles = [f.cleaned_data["role"] for f in filled]
+        if self.kind == CaseKind.PETITION:
+            if CasePartyRole.PETITIONER not in roles and CasePartyRole.REPRESENTATIVE not in roles:
+                raise forms.ValidationError(_("请至少填写一名信访人。"))
+            if roles.count(CasePartyRole.REPRESENTATIVE) > 5:
+                raise forms.ValidationError(
+                    _("集体访代表人不得超过 5 人（信访工作条例第二十条）。")
+                )
+        elif CasePartyRole.APPLICANT not in roles:
+            raise forms.ValidationError(_("请至少填写一名申请人。"))
+        numbers = [f.cleaned_data["id_number"] for f in filled if f.cleaned_data.get("id_number")]
+        if len(numbers) != len(set(numbers)):
+            raise forms.ValidationError(_("同一身份证号填写了两次。"))
+
+    def filled(self) -> list[dict[str, Any]]:
+        return [f.cleaned_data for f in self.forms if f.cleaned_data]
+
+
+def party_formset_class(kind: str) -> type[BasePartyFormSet]:
+    """Disputes start with two rows (申请人, 被申请人), petitions with one (信访人)."""
+    return forms.formset_factory(
+        PartyForm,
+        formset=BasePartyFormSet,
+        extra=1 if kind == CaseKind.DISPUTE else 0,
+        min_num=1,
+        validate_min=True,
+        max_num=50,
+    )
+
+
+class RevealForm(forms.Form):
+    purpose = forms.CharField(
+        label=_("查看用途"),
+        max_length=200,
+        help_text=_("查看完整身份证号将被记录（居民身份证法第十三条）。"),
+    )
+
+
+class StatsFilterForm(forms.Form):
+    date_from = forms.DateField(label=_("开始日期"), widget=DATE_INPUT, required=False)
+    date_to = forms.DateField(label=_("结束日期"), widget=DATE_INPUT, required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        a, b = data.get("date_from"), data.get("date_to")
+        if a and b and a > b:
+            raise forms.ValidationError(_("开始日期不能晚于结束日期。"))
+        return data

@@ -1,0 +1,67 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from mediation.web.views import (
+    cases,
+    documents,
+    notifications,
+    referrals,
+    register,
+    stats,
+    supervision,
+)
+
+app_name = "web"
+
+urlpatterns = [
+    path("", cases.home, name="home"),
+    # Django's own auth views, so django-axes throttles the login like the admin's.
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(
+            template_name="web/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("cases/mine/", cases.case_list, {"scope": "mine"}, name="cases_mine"),
+    path("cases/agency/", cases.case_list, {"scope": "agency"}, name="cases_agency"),
+    path("cases/new/<slug:kind>/", register.register_case, name="register"),
+    path("cases/<int:pk>/", cases.case_detail, name="case_detail"),
+    path("cases/<int:pk>/act/<slug:transition>/", cases.case_act, name="case_act"),
+    path(
+        "cases/<int:pk>/parties/<int:party_pk>/reveal/",
+        cases.party_reveal,
+        name="party_reveal",
+    ),
+    path(
+        "cases/<int:pk>/print/acceptance-notice/",
+        documents.acceptance_notice,
+        name="print_acceptance_notice",
+    ),
+    path(
+        "cases/<int:pk>/print/agreement/<int:agreement_pk>/",
+        documents.agreement,
+        name="print_agreement",
+    ),
+    path("referrals/", referrals.referral_inbox, name="referrals"),
+    path("notifications/", notifications.inbox, name="notifications"),
+    path("notifications/read/", notifications.mark_read, name="notifications_read"),
+    path("supervision/", supervision.dashboard, name="supervision"),
+    path("supervision/queue/", supervision.queue_partial, name="supervision_queue"),
+    path(
+        "supervision/bulk-acknowledge/", supervision.bulk_acknowledge, name="supervision_bulk_ack"
+    ),
+    path(
+        "supervision/escalations/<int:pk>/print/",
+        supervision.supervision_notice,
+        name="print_supervision_notice",
+    ),
+    path(
+        "supervision/escalations/<int:pk>/<slug:action>/",
+        supervision.escalation_action,
+        name="escalation_action",
+    ),
+    path("stats/", stats.statistics, name="stats"),
+    path("stats/export/<slug:table>.csv", stats.export_csv, name="stats_export"),
+]

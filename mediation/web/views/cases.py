@@ -1,0 +1,318 @@
+"""Case lists, the case page, transitions and the ID-number reveal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Case as When_, IntegerField, Value, When
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from mediation.accounts.models import Role, User
+from mediation.cases import services
+from mediation.cases.access import cases_visible_to, identity_hidden_from
+from mediation.cases.models import (
+    TERMINAL_STATES,
+    Agreement,
+    AgreementForm,
+    Case,
+    CaseKind,
+    CaseParty,
+    CasePartyRole,
+)
+from mediation.cases.permissions import INTAKE
+from mediation.cases.steps import STEPS, StepForm
+from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mediation.parties.services import REVEAL_PERMISSION, party_reveal_id_number
+from mediation.web import documents, engine, labels, selectors
+from mediation.web.forms import DATE_INPUT, RevealForm
+from mediation.web.views.common import (
+    RequestClock,
+    paginate,
+    query_without_page,
+    visible_case_or_404,
+)
+
+SCOPES = ("mine", "agency")
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.role in (Role.SUPERVISOR, Role.ADMINISTRATOR) and engine.escalation_ready():
+        return redirect("web:supervision")
+    return redirect("web:cases_mine")
+
+
+@never_cache
+@login_required
+def case_list(request: HttpRequest, scope: str) -> HttpResponse:
+    if scope not in SCOPES:
+        raise Http404
+    rc = RequestClock()
+    kind = request.GET.get("kind", "")
+    include_closed = request.GET.get("closed") == "1"
+    q = request.GET.get("q", "")[:100]
+    qs = selectors.case_list_for(
+        request.user, scope=scope, kind=kind, include_closed=include_closed, q=q
+    )
+    page = paginate(request, qs)
+    rows = selectors.decorate_cases(list(page.object_list), now=rc.now, calendar=rc.calendar)
+    return render(
+        request,
+        "web/cases/list.html",
+        {
+            "scope": scope,
+            "nav": scope,
+            "page": page,
+            "rows": rows,
+            "kind": kind,
+            "include_closed": include_closed,
+            "q": q,
+            "querystring": query_without_page(request),
+            "kinds": CaseKind.choices,
+            "can_register": request.user.role in INTAKE and request.user.agency_id is not None,
+            "rule_label": labels.rule_label,
+        },
+    )
+
+
+# The case page --------------------------------------------------------------------------------
+
+
+@dataclass
+class Action:
+    name: str
+    label: str
+    form: StepForm
+    closes: bool
+    is_open: bool = False
+
+
+def _prepare_step_form(form: StepForm, case: Case, user: User) -> StepForm:
+    """Dates as date pickers; choice lists narrowed to what the user may pick."""
+    for name, field in form.fields.items():
+        if isinstance(field, forms.DateField):
+            field.widget = DATE_INPUT
+        elif isinstance(field.widget, forms.Textarea):
+            field.widget.attrs.setdefault("rows", 3)
+        if name == "assignee":
+            field.queryset = User.objects.filter(is_active=True, agency_id=user.agency_id)
+        elif name == "approver":
+            holder = case.holder_agency
+            field.queryset = User.objects.filter(is_active=True, agency_id=holder.pk).filter(
+                pk__in=User.objects.filter(role=Role.SUPERVISOR).values("pk")
+            ) | User.objects.filter(pk=holder.head_id)
+        elif name in ("to_agency", "court") and hasattr(field, "queryset"):
+            field.queryset = field.queryset.exclude(pk=case.holder_agency_id)
+    return form
+
+
+def step_form(
+    case: Case, user: User, transition: str, rc: RequestClock, data: Any = None
+) -> StepForm:
+    step = STEPS[(case.kind, transition)]
+    form = step.form_class(
+        data=data, case=case, actor=user, today=rc.today, auto_id=f"id_{transition}_%s"
+    )
+    return _prepare_step_form(form, case, user)
+
+
+def _actions(
+    case: Case, user: User, rc: RequestClock, bound: tuple[str, StepForm] | None
+) -> list[Action]:
+    terminal = TERMINAL_STATES.get(case.kind, frozenset())
+    out = []
+    for t in case.get_available_user_state_transitions(user):
+        if (case.kind, t.name) not in STEPS:
+            continue
+        if bound is not None and bound[0] == t.name:
+            form, is_open = bound[1], True
+        else:
+            form, is_open = step_form(case, user, t.name, rc), False
+        out.append(
+            Action(
+                name=t.name,
+                label=str(t.custom.get("label", t.name)),
+                form=form,
+                closes=t.target in terminal,
+                is_open=is_open,
+            )
+        )
+    return out
+
+
+def _parties(case: Case) -> list[CaseParty]:
+    order = When_(
+        *[
+            When(role=role, then=Value(i))
+            for i, role in enumerate(
+                [
+                    CasePartyRole.APPLICANT,
+                    CasePartyRole.PETITIONER,
+                    CasePartyRole.REPRESENTATIVE,
+                    CasePartyRole.RESPONDENT,
+                ]
+            )
+        ],
+        default=Value(9),
+        output_field=IntegerField(),
+    )
+    return list(
+        CaseParty.objects.filter(case=case)
+        .select_related("party")
+        .annotate(role_order=order)
+        .order_by("role_order", "pk")
+    )
+
+
+def case_page_context(
+    request: HttpRequest,
+    case: Case,
+    rc: RequestClock,
+    *,
+    bound: tuple[str, StepForm] | None = None,
+    revealed: dict[int, str] | None = None,
+    reveal_form: tuple[int, RevealForm] | None = None,
+) -> dict[str, Any]:
+    user = request.user
+    live, stopped = selectors.clocks_for_case(case)
+    live_rows = [
+        (
+            c,
+            selectors.urgency_of(
+                c.due_at if c.status == "running" else None, now=rc.now, calendar=rc.calendar
+            ),
+        )
+        for c in live
+    ]
+    stopped_rows = [(c, selectors.clock_on_time(c)) for c in stopped]
+    hidden = identity_hidden_from(user, case)
+    agreements = list(Agreement.objects.filter(case=case).order_by("recorded_at"))
+    return {
+        "case": case,
+        "parties": _parties(case),
+        "identity_hidden": hidden,
+        "can_reveal": (not hidden) and user.has_perm(REVEAL_PERMISSION),
+        "revealed": revealed or {},
+        "reveal_form": reveal_form,
+        "live_clocks": live_rows,
+        "stopped_clocks": stopped_rows,
+        "timeline": selectors.case_timeline(case),
+        "actions": _actions(case, user, rc, bound),
+        "agreements": agreements,
+        "printable_agreements": [a for a in agreements if a.form != AgreementForm.ORAL]
+        if case.kind == CaseKind.DISPUTE
+        else [],
+        "acceptance_notice": documents.acceptance_notice_available(case),
+        "escalations": engine.escalations_for_case(case) if engine.escalation_ready() else [],
+        "rule_label": labels.rule_label,
+        "rule_basis": labels.rule_basis,
+        "clock_kind_labels": labels.CLOCK_KIND_LABELS,
+    }
+
+
+@never_cache
+@login_required
+def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    rc = RequestClock()
+    case = visible_case_or_404(request, pk)
+    return render(request, "web/cases/detail.html", case_page_context(request, case, rc))
+
+
+def _after_action_redirect(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Back to the case if the user still sees it (it may have moved to another agency)."""
+    if cases_visible_to(request.user).filter(pk=case_id).exists():
+        return redirect("web:case_detail", pk=case_id)
+    return redirect("web:cases_agency")
+
+
+@never_cache
+@login_required
+@require_POST
+def case_act(request: HttpRequest, pk: int, transition: str) -> HttpResponse:
+    rc = RequestClock()
+    case = visible_case_or_404(request, pk)
+    if (case.kind, transition) not in STEPS:
+        raise Http404
+    label = services.transition_label(case, transition)
+    try:
+        expected_version = int(request.POST.get("expected_version", ""))
+    except ValueError:
+        messages.error(request, _("页面已过期，请刷新后重试。"))
+        return redirect("web:case_detail", pk=pk)
+    form = step_form(case, request.user, transition, rc, data=request.POST)
+    if expected_version == case.version and not form.is_valid():
+        messages.error(request, _("提交的信息有误，请检查后重试。"))
+        context = case_page_context(request, case, rc, bound=(transition, form))
+        return render(request, "web/cases/detail.html", context)
+    try:
+        services.case_transition(
+            case_id=case.pk,
+            transition=transition,
+            actor=request.user,
+            now=rc.now,
+            data=request.POST,
+            expected_version=expected_version,
+        )
+    except InvalidInput as exc:
+        if isinstance(exc.details, dict):
+            for field, errors in exc.details.items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        messages.error(request, exc.message)
+        context = case_page_context(request, case, rc, bound=(transition, form))
+        return render(request, "web/cases/detail.html", context)
+    except Conflict as exc:
+        if exc.code == "stale":
+            messages.error(request, _("案件已被他人更新，请刷新后重试。"))
+        else:
+            messages.error(request, exc.message)
+        return redirect("web:case_detail", pk=pk)
+    except (PermissionDenied, NotFound) as exc:
+        messages.error(request, exc.message)
+        return redirect("web:case_detail", pk=pk)
+    messages.success(request, _("已完成：%(action)s") % {"action": label})
+    return _after_action_redirect(request, pk)
+
+
+@never_cache
+@login_required
+@require_POST
+def party_reveal(request: HttpRequest, pk: int, party_pk: int) -> HttpResponse:
+    """Show one party's full ID number after asking why; the service logs the viewing."""
+    rc = RequestClock()
+    case = visible_case_or_404(request, pk)
+    if not CaseParty.objects.filter(case=case, party_id=party_pk).exists():
+        raise Http404
+    if identity_hidden_from(request.user, case):
+        raise Http404
+    form = RevealForm(request.POST)
+    if not form.is_valid():
+        context = case_page_context(request, case, rc, reveal_form=(party_pk, form))
+        return render(request, "web/cases/detail.html", context)
+    try:
+        number = party_reveal_id_number(
+            party_id=party_pk,
+            viewer=request.user,
+            purpose=form.cleaned_data["purpose"],
+            context=f"case:{case.pk}",
+            now=rc.now,
+        )
+    except (PermissionDenied, InvalidInput, NotFound) as exc:
+        messages.error(request, exc.message)
+        return redirect("web:case_detail", pk=pk)
+    messages.info(request, _("已记录本次查看：用途“%(purpose)s”。") % form.cleaned_data)
+    context = case_page_context(request, case, rc, revealed={party_pk: number})
+    return render(request, "web/cases/detail.html", context)
+
+
+def case_url(case_id: int) -> str:
+    return reverse("web:case_detail", kwargs={"pk": case_id})

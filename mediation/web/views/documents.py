@@ -1,0 +1,42 @@
+"""Print-ready documents (A4 HTML with print CSS)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from mediation.cases.access import identity_hidden_from
+from mediation.cases.models import Agreement, AgreementForm, CaseKind
+from mediation.web import documents
+from mediation.web.views.common import visible_case_or_404
+
+
+@never_cache
+@login_required
+def acceptance_notice(request: HttpRequest, pk: int) -> HttpResponse:
+    """受理告知书 (信访工作条例 Arts 23, 34) for a petition that has been accepted."""
+    case = visible_case_or_404(request, pk)
+    if not documents.acceptance_notice_available(case):
+        raise Http404
+    context = documents.acceptance_notice(case, hidden=identity_hidden_from(request.user, case))
+    return render(request, "web/docs/acceptance_notice.html", context)
+
+
+@never_cache
+@login_required
+def agreement(request: HttpRequest, pk: int, agreement_pk: int) -> HttpResponse:
+    """人民调解协议书 (人民调解法 Art 29) for a written agreement of a dispute."""
+    case = visible_case_or_404(request, pk)
+    if case.kind != CaseKind.DISPUTE:
+        raise Http404
+    row = (
+        Agreement.objects.filter(case=case, pk=agreement_pk)
+        .exclude(form=AgreementForm.ORAL)
+        .select_related("recorded_by", "recorded_by__agency")
+        .first()
+    )
+    if row is None:
+        raise Http404
+    return render(request, "web/docs/agreement.html", documents.agreement_document(case, row))

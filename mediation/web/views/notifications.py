@@ -1,0 +1,60 @@
+"""通知: the in-app inbox of the engine's notifications (reminders, 督办, 改派)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from mediation.web import engine
+from mediation.web.views.common import RequestClock, paginate, query_without_page
+
+
+@never_cache
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    if not engine.notifications_ready():
+        raise Http404
+    from mediation.notifications.selectors import notification_list_for
+
+    unread_only = request.GET.get("unread") == "1"
+    page = paginate(request, notification_list_for(user=request.user, unread_only=unread_only))
+    return render(
+        request,
+        "web/notifications/inbox.html",
+        {
+            "nav": "notifications",
+            "page": page,
+            "unread_only": unread_only,
+            "querystring": query_without_page(request),
+        },
+    )
+
+
+@never_cache
+@login_required
+@require_POST
+def mark_read(request: HttpRequest) -> HttpResponse:
+    """Mark the ticked (or all) of the user's own notifications read; others' ids are ignored."""
+    if not engine.notifications_ready():
+        raise Http404
+    from mediation.notifications.services import (
+        notification_mark_all_read,
+        notification_mark_read,
+    )
+
+    rc = RequestClock()
+    if request.POST.get("all") == "1":
+        n = notification_mark_all_read(user=request.user, now=rc.now)
+    else:
+        ids = [int(v) for v in request.POST.getlist("notification") if v.isdigit()]
+        n = notification_mark_read(user=request.user, notification_ids=ids, now=rc.now)
+    messages.success(request, _("已标为已读：%(n)d 条。") % {"n": n})
+    target = request.POST.get("case")
+    if target and target.isdigit():
+        return redirect("web:case_detail", pk=int(target))
+    return redirect("web:notifications")

@@ -1,0 +1,20 @@
+"""The beat schedule, in code (STYLE.md). Every entry expires after one period: a tick that
+waited longer than that is superseded by the next one, so a backlog never builds up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def beat_schedule(sweep_interval_seconds: int) -> dict[str, dict[str, Any]]:
+    period = float(sweep_interval_seconds)
+    return {
+        # Escalation ladder + reminders + after-outage digests, then hands due deliveries to
+        # `workers.deliveries.deliver_batch`. Idempotent: two beats, or a missed tick, change
+        # nothing (SKIP LOCKED + unique keys); a missed tick is caught up by the next one.
+        "sweep": {
+            "task": "workers.sweeps.run_sweep",
+            "schedule": period,
+            "options": {"expires": period, "queue": "sweeps"},
+        },
+    }

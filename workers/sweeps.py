@@ -1,0 +1,53 @@
+"""The periodic sweep task (queue `sweeps`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mediation.core import clock
+from mediation.escalation.sweeps import sweep_run
+from mediation.notifications.services import deliveries_dispatch
+from workers.celery import TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, app
+
+logger = logging.getLogger(__name__)
+
+DISPATCH_CHUNK = 20  # ids per deliver_batch message (small: a slow SMTP server blocks little)
+DISPATCH_MAX = 5000  # per sweep; the rest go out with the next sweep
+SWEEP_BUDGET_SECONDS = 60.0
+
+
+def dispatch_deliveries(*, now: Any) -> int:
+    """Hand due deliveries to delivery tasks in small chunks; returns how many ids."""
+    from workers.deliveries import deliver_batch
+
+    total = 0
+    while total < DISPATCH_MAX:
+        ids = deliveries_dispatch(now=now, limit=DISPATCH_CHUNK)
+        if not ids:
+            break
+        deliver_batch.apply_async(args=[ids])
+        total += len(ids)
+    return total
+
+
+@app.task(
+    name="workers.sweeps.run_sweep",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=TASK_TIME_LIMIT,
+    soft_time_limit=TASK_SOFT_TIME_LIMIT,
+)
+def run_sweep() -> dict[str, Any]:
+    """Triggered by beat every SWEEP_INTERVAL_SECONDS (expires after one period).
+
+    One sweep at the current time (MEDIATION_FAKE_NOW_FILE honoured): resolve stale
+    escalations, escalate overdue duty clocks, climb unacknowledged escalations, send due
+    reminders (digests after an outage); then hand due deliveries to `deliver_batch` in
+    chunks of ≤ 20 ids. Guarantees: idempotent and safe to run concurrently (SKIP LOCKED
+    claims, unique keys); a crash mid-sweep rolls back the current batch only.
+    """
+    now = clock.now()
+    result = sweep_run(now=now, trigger="celery", budget_seconds=SWEEP_BUDGET_SECONDS)
+    dispatched = dispatch_deliveries(now=now)
+    return {"run": result.run_id, "dispatched": dispatched, **result.counts.as_dict()}

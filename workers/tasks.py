@@ -1,0 +1,6 @@
+"""Imported by `app.autodiscover_tasks(["workers"], related_name="tasks")`."""
+
+from workers.deliveries import deliver_batch
+from workers.sweeps import run_sweep
+
+__all__ = ["deliver_batch", "run_sweep"]
