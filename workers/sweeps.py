@@ -13,16 +13,36 @@ from workers.celery import TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, app
 logger = logging.getLogger(__name__)
 
 DISPATCH_CHUNK = 20  # ids per deliver_batch message (small: a slow SMTP server blocks little)
-DISPATCH_MAX = 5000  # per sweep; the rest go out with the next sweep
+# Backpressure: at most this many deliver_batch messages waiting in the `deliveries` queue.
+# Ids handed out are marked for DELIVERY_LEASE_SECONDS; keeping the queue short means they
+# are delivered before the mark expires, so a backlog is not handed out again and again.
+MAX_QUEUED_BATCHES = 50
 SWEEP_BUDGET_SECONDS = 60.0
 
 
+def queued_batches() -> int | None:
+    """Messages waiting in the `deliveries` queue, or None if the broker cannot say."""
+    try:
+        with app.connection_for_write() as conn:
+            declared = conn.default_channel.queue_declare(queue="deliveries")
+            return int(declared.message_count)
+    except Exception:  # unknown: dispatch anyway (duplicates are harmless)
+        logger.warning("could not read the deliveries queue depth", exc_info=True)
+        return None
+
+
 def dispatch_deliveries(*, now: Any) -> int:
-    """Hand due deliveries to delivery tasks in small chunks; returns how many ids."""
+    """Hand due deliveries to delivery tasks in chunks of DISPATCH_CHUNK; returns how many ids.
+
+    Only as many chunks as keep the queue at most MAX_QUEUED_BATCHES deep; the rest wait in
+    the database for the next sweep.
+    """
     from workers.deliveries import deliver_batch
 
+    depth = 0 if app.conf.task_always_eager else queued_batches()
+    room = MAX_QUEUED_BATCHES - (depth or 0)
     total = 0
-    while total < DISPATCH_MAX:
+    for _ in range(max(room, 0)):
         ids = deliveries_dispatch(now=now, limit=DISPATCH_CHUNK)
         if not ids:
             break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -28,6 +29,7 @@ class AgencyAdmin(admin.ModelAdmin):
     search_fields = ("name", "code", "case_number_prefix")
     autocomplete_fields = ("parent", "head")
     ordering = ("level", "parent__name", "name")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         (None, {"fields": ("name", "code", "kind", "level", "parent", "is_active")}),
         (

@@ -622,11 +622,21 @@ class RevealResponseSerializer(serializers.Serializer):
 # Deadlines --------------------------------------------------------------------------------
 
 
+@extend_schema_field({"type": "string", "format": "date"})
+class IsoDateText(serializers.CharField):
+    """A date kept as text: `policy.parse_date` checks it, exactly as the command does."""
+
+
+@extend_schema_field({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}:[0-9]{4}-[0-9]{2}-[0-9]{2}$"})
+class PauseText(serializers.CharField):
+    """`FROM:TO`, checked by `policy.parse_pause`."""
+
+
 class DeadlineQuerySerializer(serializers.Serializer):
     rule = serializers.ChoiceField(choices=sorted(RULES), help_text="期限规则代码")
-    start = serializers.CharField(max_length=10, help_text="起算日 YYYY-MM-DD（当日不计入）")
+    start = IsoDateText(max_length=10, help_text="起算日 YYYY-MM-DD（当日不计入）")
     pause = serializers.ListField(
-        child=serializers.CharField(max_length=21),
+        child=PauseText(max_length=21),
         required=False,
         max_length=20,
         help_text="暂停期间 YYYY-MM-DD:YYYY-MM-DD，首尾两日均计入；可重复",
@@ -642,3 +652,113 @@ class DeadlineSerializer(serializers.Serializer):
     explanation = serializers.ListField(child=serializers.CharField())
     paused_days = serializers.IntegerField()
     extra_days = serializers.IntegerField()
+
+
+# Escalations (超期督办) and notifications ---------------------------------------------------
+
+
+class EscalationCaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.CharField()
+    title = serializers.CharField()
+    state = serializers.CharField()
+    state_label = serializers.CharField()
+    holder_agency = AgencyRefSerializer()
+
+
+class EscalationClockSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    rule_code = serializers.CharField()
+    rule_label = serializers.SerializerMethodField()
+    status = serializers.CharField()
+    due = serializers.DateField()
+    due_at = serializers.DateTimeField()
+
+    def get_rule_label(self, clock: Clock) -> str:
+        rule = RULES.get(clock.rule_code)
+        return rule.label if rule else clock.rule_code
+
+
+class EscalationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    case = EscalationCaseSerializer()
+    clock = EscalationClockSerializer()
+    level = serializers.IntegerField()
+    level_label = serializers.CharField(source="get_level_display")
+    status = serializers.CharField()
+    status_label = serializers.CharField(source="get_status_display")
+    agency = AgencyRefSerializer(allow_null=True)
+    created_at = serializers.DateTimeField()
+    ack_due_at = serializers.DateTimeField()
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    acknowledged_by = UserRefSerializer(allow_null=True)
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    resolution = serializers.CharField()
+    data = serializers.JSONField(help_text="督办单：案件、期限、超期天数、层级及督办意见记录")
+
+
+class EscalationQueueFilterSerializer(serializers.Serializer):
+    open_only = serializers.BooleanField(required=False, help_text="true：只列待签收的督办")
+
+
+class EscalationNoteSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class EscalationReassignSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+    to_agency = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+    to_user = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+
+
+class EscalationExtensionSerializer(serializers.Serializer):
+    extra_days = serializers.IntegerField(min_value=1, max_value=365)
+    reason = serializers.CharField(max_length=2000)
+
+
+class EscalationInstructionSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=5000)
+
+
+class NotificationCaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.CharField()
+
+
+class NotificationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    kind_label = serializers.CharField(source="get_kind_display")
+    case = NotificationCaseSerializer(allow_null=True)
+    subject = serializers.CharField()
+    body = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True)
+
+
+class NotificationFilterSerializer(serializers.Serializer):
+    unread = serializers.BooleanField(required=False, help_text="true：只列未读通知")
+
+
+class NotificationMarkReadSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        required=False,
+        max_length=500,
+        help_text="要标为已读的通知 id（他人的通知忽略）",
+    )
+    all = serializers.BooleanField(default=False, help_text="true：全部标为已读")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("all") and not attrs.get("ids"):
+            raise serializers.ValidationError({"ids": [_("请指定通知，或选择全部标为已读。")]})
+        return attrs
+
+
+class NotificationMarkReadResultSerializer(serializers.Serializer):
+    marked = serializers.IntegerField()
+    unread = serializers.IntegerField()
+
+
+class UnreadCountSerializer(serializers.Serializer):
+    unread = serializers.IntegerField()

@@ -42,6 +42,44 @@ urlpatterns = [
     path("categories/", views.CategoryListView.as_view(), name="category-list"),
     path("channels/", views.ChannelListView.as_view(), name="channel-list"),
     path("deadlines/compute/", views.DeadlineComputeView.as_view(), name="deadline-compute"),
+    path("escalations/", views.EscalationQueueView.as_view(), name="escalation-list"),
+    path("escalations/<int:pk>/", views.EscalationDetailView.as_view(), name="escalation-detail"),
+    path(
+        "escalations/<int:pk>/acknowledge/",
+        views.EscalationAcknowledgeView.as_view(),
+        name="escalation-acknowledge",
+    ),
+    path(
+        "escalations/<int:pk>/reassign/",
+        views.EscalationReassignView.as_view(),
+        name="escalation-reassign",
+    ),
+    path(
+        "escalations/<int:pk>/approve-extension/",
+        views.EscalationApproveExtensionView.as_view(),
+        name="escalation-approve-extension",
+    ),
+    path(
+        "escalations/<int:pk>/notes/",
+        views.EscalationIssueNoteView.as_view(),
+        name="escalation-issue-note",
+    ),
+    path(
+        "escalations/<int:pk>/resolve/",
+        views.EscalationResolveView.as_view(),
+        name="escalation-resolve",
+    ),
+    path("notifications/", views.NotificationListView.as_view(), name="notification-list"),
+    path(
+        "notifications/unread-count/",
+        views.NotificationUnreadCountView.as_view(),
+        name="notification-unread-count",
+    ),
+    path(
+        "notifications/mark-read/",
+        views.NotificationMarkReadView.as_view(),
+        name="notification-mark-read",
+    ),
     # Anything else under /api/ is a JSON 404 in the API's error shape.
     re_path(r"", csrf_exempt(api_not_found), name="not-found"),
 ]

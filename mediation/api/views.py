@@ -41,13 +41,24 @@ from mediation.api.serializers import (
     DeadlineSerializer,
     DisputeRegisterSerializer,
     ErrorSerializer,
+    EscalationExtensionSerializer,
+    EscalationInstructionSerializer,
+    EscalationNoteSerializer,
+    EscalationQueueFilterSerializer,
+    EscalationReassignSerializer,
+    EscalationSerializer,
     EventSerializer,
+    NotificationFilterSerializer,
+    NotificationMarkReadResultSerializer,
+    NotificationMarkReadSerializer,
+    NotificationSerializer,
     PetitionReceiveSerializer,
     RevealRequestSerializer,
     RevealResponseSerializer,
     StepInputSerializer,
     TransitionRequestSerializer,
     TransitionsSerializer,
+    UnreadCountSerializer,
     describe_step_field,
 )
 from mediation.cases.access import case_get_visible, cases_visible_to, identity_hidden_from
@@ -75,6 +86,17 @@ from mediation.deadlines.policy import (
     parse_date,
     parse_pause,
 )
+from mediation.escalation.models import Escalation
+from mediation.escalation.selectors import escalation_queue_for
+from mediation.escalation.services import (
+    escalation_acknowledge,
+    escalation_approve_extension,
+    escalation_issue_note,
+    escalation_reassign,
+    escalation_resolve,
+)
+from mediation.notifications.selectors import notification_list_for, notification_unread_count
+from mediation.notifications.services import notification_mark_all_read, notification_mark_read
 from mediation.parties.services import REVEAL_PERMISSION, party_reveal_id_number
 
 LIVE = [ClockStatus.RUNNING, ClockStatus.PAUSED]
@@ -509,3 +531,224 @@ class DeadlineComputeView(NoStoreMixin, APIView):
         if note:
             deadline = deadline.with_note(note)
         return Response(deadline.as_dict())
+
+
+# Escalations (超期督办) -------------------------------------------------------------------
+#
+# The queue is the engine's selector, narrowed to cases the user may see; a single escalation
+# is found only through a visible case (404 otherwise); the services check who may act (403)
+# and whether the escalation is still live (409).
+
+ESCALATION_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="督办 id")
+
+
+def _escalation_relations(qs: QuerySet[Escalation]) -> QuerySet[Escalation]:
+    return qs.select_related("case__holder_agency", "clock", "agency", "acknowledged_by")
+
+
+def _visible_escalation(request: Request, pk: int) -> Escalation:
+    escalation = (
+        _escalation_relations(
+            Escalation.objects.filter(
+                pk=_check_id(pk), case__in=cases_visible_to(request.user).values("pk")
+            )
+        )
+        .first()
+    )
+    if escalation is None:
+        raise NotFound(_("督办记录不存在。"))
+    return escalation
+
+
+class EscalationQueueView(ApiView):
+    serializer_class = EscalationSerializer
+
+    @extend_schema(
+        operation_id="escalations_list",
+        summary="本人的督办队列（待签收在前）",
+        parameters=[EscalationQueueFilterSerializer],
+        responses={200: EscalationSerializer(many=True), **errors(400, 401)},
+    )
+    def get(self, request: Request) -> Response:
+        filters = EscalationQueueFilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        qs = escalation_queue_for(
+            supervisor=request.user,
+            include_acknowledged=not filters.validated_data.get("open_only", False),
+        ).filter(case__in=cases_visible_to(request.user).values("pk"))
+        page = self.paginate_queryset(_escalation_relations(qs))
+        return self.get_paginated_response(EscalationSerializer(page, many=True).data)
+
+
+class EscalationDetailView(ApiView):
+    serializer_class = EscalationSerializer
+
+    @extend_schema(
+        operation_id="escalations_retrieve",
+        summary="督办详情（督办单）",
+        parameters=[ESCALATION_ID],
+        responses={200: EscalationSerializer, **errors(401, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(EscalationSerializer(_visible_escalation(request, pk)).data)
+
+
+class _EscalationActionView(ApiView):
+    serializer_class: Any = None
+
+    def act(self, request: Request, escalation: Escalation, data: dict, now: dt.datetime) -> Any:
+        raise NotImplementedError
+
+    def post(self, request: Request, pk: int) -> Response:
+        escalation = _visible_escalation(request, pk)
+        body = self.serializer_class(data=request.data)
+        body.is_valid(raise_exception=True)
+        now, _today = _now()
+        self.act(request, escalation, body.validated_data, now)
+        return Response(EscalationSerializer(_visible_or_acted(request, escalation.pk)).data)
+
+
+def _visible_or_acted(request: Request, pk: int) -> Escalation:
+    """After 改派 the case may have left the actor's scope; they still get the result."""
+    return _escalation_relations(Escalation.objects.filter(pk=pk)).get()
+
+
+def _action_schema(operation_id: str, summary: str, request_serializer: Any) -> Any:
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        parameters=[ESCALATION_ID],
+        request=request_serializer,
+        responses={200: EscalationSerializer, **errors(400, 401, 403, 404, 409)},
+    )
+
+
+class EscalationAcknowledgeView(_EscalationActionView):
+    serializer_class = EscalationNoteSerializer
+
+    @_action_schema("escalations_acknowledge", "签收", EscalationNoteSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+    def act(self, request, escalation, data, now):
+        return escalation_acknowledge(
+            escalation_id=escalation.pk, actor=request.user, now=now, note=data.get("note", "")
+        )
+
+
+class EscalationReassignView(_EscalationActionView):
+    serializer_class = EscalationReassignSerializer
+
+    @_action_schema("escalations_reassign", "改派", EscalationReassignSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+    def act(self, request, escalation, data, now):
+        return escalation_reassign(
+            escalation_id=escalation.pk,
+            actor=request.user,
+            now=now,
+            reason=data["reason"],
+            to_agency_id=data.get("to_agency"),
+            to_user_id=data.get("to_user"),
+        )
+
+
+class EscalationApproveExtensionView(_EscalationActionView):
+    serializer_class = EscalationExtensionSerializer
+
+    @_action_schema("escalations_approve_extension", "批准延期", EscalationExtensionSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+    def act(self, request, escalation, data, now):
+        return escalation_approve_extension(
+            escalation_id=escalation.pk,
+            actor=request.user,
+            now=now,
+            extra_days=data["extra_days"],
+            reason=data["reason"],
+        )
+
+
+class EscalationIssueNoteView(_EscalationActionView):
+    serializer_class = EscalationInstructionSerializer
+
+    @_action_schema("escalations_issue_note", "督办意见", EscalationInstructionSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+    def act(self, request, escalation, data, now):
+        return escalation_issue_note(
+            escalation_id=escalation.pk, actor=request.user, now=now, text=data["text"]
+        )
+
+
+class EscalationResolveView(_EscalationActionView):
+    serializer_class = EscalationNoteSerializer
+
+    @_action_schema("escalations_resolve", "办结", EscalationNoteSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+    def act(self, request, escalation, data, now):
+        return escalation_resolve(
+            escalation_id=escalation.pk, actor=request.user, now=now, note=data.get("note", "")
+        )
+
+
+# Notifications (the in-app inbox) ---------------------------------------------------------
+
+
+class NotificationListView(ApiView):
+    serializer_class = NotificationSerializer
+
+    @extend_schema(
+        operation_id="notifications_list",
+        summary="本人的通知（最新在前）",
+        parameters=[NotificationFilterSerializer],
+        responses={200: NotificationSerializer(many=True), **errors(400, 401)},
+    )
+    def get(self, request: Request) -> Response:
+        filters = NotificationFilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        qs = notification_list_for(
+            user=request.user, unread_only=filters.validated_data.get("unread", False)
+        )
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(NotificationSerializer(page, many=True).data)
+
+
+class NotificationUnreadCountView(ApiView):
+    serializer_class = UnreadCountSerializer
+
+    @extend_schema(
+        operation_id="notifications_unread_count",
+        summary="未读通知数",
+        responses={200: UnreadCountSerializer, **errors(401)},
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"unread": notification_unread_count(user=request.user)})
+
+
+class NotificationMarkReadView(ApiView):
+    serializer_class = NotificationMarkReadSerializer
+
+    @extend_schema(
+        operation_id="notifications_mark_read",
+        summary="标为已读",
+        request=NotificationMarkReadSerializer,
+        responses={200: NotificationMarkReadResultSerializer, **errors(400, 401)},
+    )
+    def post(self, request: Request) -> Response:
+        body = NotificationMarkReadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        now, _today = _now()
+        if body.validated_data["all"]:
+            marked = notification_mark_all_read(user=request.user, now=now)
+        else:
+            marked = notification_mark_read(
+                user=request.user, notification_ids=body.validated_data["ids"], now=now
+            )
+        unread = notification_unread_count(user=request.user)
+        return Response({"marked": marked, "unread": unread})

@@ -17,7 +17,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import display_for_value, unquote
 from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import PermissionDenied as HttpPermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
@@ -90,7 +90,10 @@ EXTRA_EVENT_LABELS = {
 }
 
 
-def event_label(kind: str, name: str) -> str:
+def event_label(kind: str, name: str, from_state: str | None = None) -> str:
+    if name == "register" and from_state == "":
+        # The event that created the case: a dispute is registered, a petition received.
+        return str(_("登记") if kind == CaseKind.DISPUTE else _("收到"))
     if name in EXTRA_EVENT_LABELS:
         return str(EXTRA_EVENT_LABELS[name])
     return _transition_labels().get((kind, name), name)
@@ -100,6 +103,15 @@ def state_label(kind: str, state: str) -> str:
     if not state:
         return "—"
     return str(STATE_LABELS.get(kind, {}).get(state, state))
+
+
+def state_change(event: CaseEvent) -> str:
+    kind = event.case.kind
+    if event.from_state == event.to_state:
+        return state_label(kind, event.to_state)
+    if not event.from_state:
+        return f"→ {state_label(kind, event.to_state)}"
+    return f"{state_label(kind, event.from_state)} → {state_label(kind, event.to_state)}"
 
 
 def _domain_error_text(exc: errors.DomainError) -> str:
@@ -194,6 +206,20 @@ class ClockInline(ReadOnlyInline):
         return obj.due_at < system_clock.now()
 
 
+def labelled(attr: str, label: Any) -> Any:
+    """A read-only column for a model field that has no Chinese verbose_name."""
+
+    @admin.display(description=label, ordering=attr)
+    def show(self: Any, obj: Any) -> Any:
+        value = getattr(obj, attr)
+        if value is None or value == "":
+            return "—"
+        return display_for_value(value, "—")
+
+    show.__name__ = f"{attr}_shown"
+    return show
+
+
 class ReferralInline(ReadOnlyInline):
     model = Referral
     fields = (
@@ -201,23 +227,30 @@ class ReferralInline(ReadOnlyInline):
         "from_agency",
         "to_agency",
         "status",
-        "sent_by",
+        "sender",
         "sent_at",
         "report_due",
-        "responded_by",
+        "responder",
         "responded_at",
         "return_reason",
     )
+    sender = labelled("sent_by", _("移送人"))
+    responder = labelled("responded_by", _("处理人"))
 
 
 class AgreementInline(ReadOnlyInline):
     model = Agreement
-    fields = ("form", "effective_on", "performance_due_on", "text", "recorded_by", "recorded_at")
+    fields = ("form", "effective_on", "performance_due_on", "text", "recorder", "recorded")
+    recorder = labelled("recorded_by", _("记录人"))
+    recorded = labelled("recorded_at", _("记录时间"))
 
 
 class OpinionInline(ReadOnlyInline):
     model = Opinion
-    fields = ("stage", "result", "served_on", "issuing_agency", "issued_by", "text", "issued_at")
+    fields = ("stage", "result", "served_on", "agency", "issuer", "text", "issued")
+    agency = labelled("issuing_agency", _("出具机关"))
+    issuer = labelled("issued_by", _("出具人"))
+    issued = labelled("issued_at", _("出具时间"))
 
 
 class ExtensionInline(ReadOnlyInline):
@@ -228,9 +261,11 @@ class ExtensionInline(ReadOnlyInline):
         "approved_by",
         "parties_consented",
         "petitioner_notified_on",
-        "recorded_by",
-        "recorded_at",
+        "recorder",
+        "recorded",
     )
+    recorder = labelled("recorded_by", _("记录人"))
+    recorded = labelled("recorded_at", _("记录时间"))
 
 
 class CasePartyInline(ReadOnlyInline):
@@ -269,22 +304,32 @@ class CasePartyInline(ReadOnlyInline):
 class CaseEventInline(ReadOnlyInline):
     model = CaseEvent
     verbose_name_plural = _("办理记录")
-    fields = ("version", "at", "action", "states", "actor", "actor_agency", "note")
+    fields = (
+        "event_version",
+        "event_at",
+        "action",
+        "states",
+        "event_actor",
+        "event_agency",
+        "note_shown",
+    )
     ordering = ("version",)
+    event_version = labelled("version", _("版本"))
+    event_at = labelled("at", _("时间"))
+    event_actor = labelled("actor", _("操作人"))
+    event_agency = labelled("actor_agency", _("操作人机构"))
+    note_shown = labelled("note", _("备注"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CaseEvent]:
         return super().get_queryset(request).select_related("case", "actor", "actor_agency")
 
     @admin.display(description=_("操作"))
     def action(self, obj: CaseEvent) -> str:
-        return event_label(obj.case.kind, obj.transition)
+        return event_label(obj.case.kind, obj.transition, obj.from_state)
 
     @admin.display(description=_("状态变化"))
     def states(self, obj: CaseEvent) -> str:
-        kind = obj.case.kind
-        if obj.from_state == obj.to_state:
-            return state_label(kind, obj.to_state)
-        return f"{state_label(kind, obj.from_state)} → {state_label(kind, obj.to_state)}"
+        return state_change(obj)
 
 
 # List filters -------------------------------------------------------------------------------
@@ -293,10 +338,10 @@ class CaseEventInline(ReadOnlyInline):
 class StateFilter(admin.SimpleListFilter):
     title = _("状态")
     parameter_name = "state"
-    choices: list[tuple[str, Any]] = []
+    state_choices: list[tuple[str, Any]] = []
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return list(self.choices)
+        return list(self.state_choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Case]) -> QuerySet[Case]:
         if self.value():
@@ -305,11 +350,11 @@ class StateFilter(admin.SimpleListFilter):
 
 
 class DisputeStateFilter(StateFilter):
-    choices = DisputeState.choices
+    state_choices = DisputeState.choices
 
 
 class PetitionStateFilter(StateFilter):
-    choices = PetitionState.choices
+    state_choices = PetitionState.choices
 
 
 class EventTransitionFilter(admin.SimpleListFilter):
@@ -326,6 +371,12 @@ class EventTransitionFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(transition=self.value())
         return queryset
+
+
+class ActorAgencyFilter(admin.RelatedOnlyFieldListFilter):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = _("操作人机构")
 
 
 class CaseOverdueFilter(admin.SimpleListFilter):
@@ -439,7 +490,10 @@ class RegisterCaseForm(forms.ModelForm):
 
     def _post_clean(self) -> None:
         super()._post_clean()
-        if self._errors or self.actor is None:
+        if self._errors:
+            return
+        if self.actor is None:
+            self.add_error(None, _("请通过后台登记页面提交。"))
             return
         try:
             self.instance = self.register()
@@ -542,6 +596,8 @@ class RegisterPetitionForm(RegisterCaseForm):
 class AdminStepFormMixin:
     """Admin widgets for a step form, plus the case version the page was rendered from."""
 
+    required_css_class = "required"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["expected_version"] = forms.IntegerField(
@@ -550,6 +606,8 @@ class AdminStepFormMixin:
         for field in self.fields.values():
             if isinstance(field, forms.DateField):
                 field.widget = AdminDateWidget()
+        # The step's own fields first, the optional note last.
+        self.order_fields([n for n in self.fields if n != "note"] + ["note"])
 
 
 def admin_step_form(form_class: type[StepForm]) -> type[StepForm]:
@@ -941,6 +999,7 @@ class DisputeAdmin(CaseAdminBase):
                     "mediation_period_start",
                     "extension_days",
                     "confirmation_applied_on",
+                    "confirmation_court",
                     "spawned_from_link",
                 )
             },
@@ -1070,11 +1129,19 @@ class PetitionAdmin(CaseAdminBase):
 class CaseEventAdmin(admin.ModelAdmin):
     """Append-only: no add, change or delete, and no bulk delete action."""
 
-    list_display = ("at", "case_link", "version", "action", "states", "actor", "actor_agency")
+    list_display = (
+        "event_at",
+        "case_link",
+        "event_version",
+        "action",
+        "states",
+        "event_actor",
+        "event_agency",
+    )
     list_filter = (
         EventTransitionFilter,
         "case__kind",
-        ("actor_agency", admin.RelatedOnlyFieldListFilter),
+        ("actor_agency", ActorAgencyFilter),
     )
     list_select_related = ("case", "actor", "actor_agency")
     search_fields = ("case__number", "case__title", "note")
@@ -1082,16 +1149,21 @@ class CaseEventAdmin(admin.ModelAdmin):
     ordering = ("-at", "-pk")
     fields = (
         "case_link",
-        "version",
+        "event_version",
         "action",
         "states",
-        "actor",
-        "actor_agency",
-        "at",
-        "note",
+        "event_actor",
+        "event_agency",
+        "event_at",
+        "note_shown",
         "data_text",
     )
     readonly_fields = fields
+    event_version = labelled("version", _("版本"))
+    event_at = labelled("at", _("时间"))
+    event_actor = labelled("actor", _("操作人"))
+    event_agency = labelled("actor_agency", _("操作人机构"))
+    note_shown = labelled("note", _("备注"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CaseEvent]:
         qs = super().get_queryset(request)
@@ -1104,14 +1176,11 @@ class CaseEventAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("操作"), ordering="transition")
     def action(self, obj: CaseEvent) -> str:
-        return event_label(obj.case.kind, obj.transition)
+        return event_label(obj.case.kind, obj.transition, obj.from_state)
 
     @admin.display(description=_("状态变化"))
     def states(self, obj: CaseEvent) -> str:
-        kind = obj.case.kind
-        if obj.from_state == obj.to_state:
-            return state_label(kind, obj.to_state)
-        return f"{state_label(kind, obj.from_state)} → {state_label(kind, obj.to_state)}"
+        return state_change(obj)
 
     @admin.display(description=_("数据"))
     def data_text(self, obj: CaseEvent) -> str:

@@ -45,6 +45,7 @@ from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDe
 from mediation.deadlines import services as clock_services
 from mediation.deadlines.calendar_source import current_calendar
 from mediation.deadlines.models import Clock, ClockStatus
+from mediation.deadlines.reminders import plan_reminders_for_case
 from mediation.parties.services import party_create
 
 KIND_WORD = {CaseKind.DISPUTE: "人调", CaseKind.PETITION: "信"}
@@ -394,11 +395,14 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
         elif spec.pause_mode == "run" and clock.status == ClockStatus.PAUSED:
             clock_services.clock_resume(clock=clock, on=today, now=now, calendar=calendar)
             changes["recomputed"].append(code)
-        if spec.extra_days != clock.extra_days:
+        # Only ever add days here: a supervisor's approved extension (escalation services)
+        # lives on the clock and must survive transitions that keep the clock running.
+        if spec.extra_days > clock.extra_days:
             clock_services.clock_recompute(
                 clock=clock, now=now, calendar=calendar, extra_days=spec.extra_days
             )
             changes["recomputed"].append(code)
+    plan_reminders_for_case(case.pk, now, calendar=calendar)
     return {k: v for k, v in changes.items() if v}
 
 
@@ -442,6 +446,7 @@ def _clock_action(
                     _("恢复日期不能早于暂停开始日期 %(day)s。") % {"day": opened.start_date}
                 )
             clock_services.clock_resume(clock=clock, on=on, now=now, calendar=calendar)
+        plan_reminders_for_case(case.pk, now, calendar=calendar)
         case.version += 1
         case.save(update_fields=["version", "updated_at"])
         record_event(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
@@ -58,7 +58,8 @@ class HolidayOverrideAdmin(admin.ModelAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        extra_context = {**(extra_context or {}), "subtitle": HOLIDAY_HELP}
+        if request.method == "GET":
+            messages.info(request, HOLIDAY_HELP)
         return super().changelist_view(request, extra_context=extra_context)
 
 
@@ -74,8 +75,16 @@ class HolidayYearAdmin(admin.ModelAdmin):
         return HolidayOverride.objects.filter(date__year=obj.year).count()
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        extra_context = {**(extra_context or {}), "subtitle": HOLIDAY_YEAR_HELP}
+        if request.method == "GET":
+            messages.info(request, HOLIDAY_YEAR_HELP)
         return super().changelist_view(request, extra_context=extra_context)
+
+
+CLOCK_KINDS = {
+    policy.ClockKind.DUTY: _("本机关办理期限"),
+    policy.ClockKind.WINDOW: _("当事人申请期间"),
+    policy.ClockKind.WATCH: _("他机关期限（只读）"),
+}
 
 
 class OverdueFilter(admin.SimpleListFilter):
@@ -106,6 +115,19 @@ class RuleFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Clock]) -> QuerySet[Clock]:
         if self.value():
             return queryset.filter(rule_code=self.value())
+        return queryset
+
+
+class KindFilter(admin.SimpleListFilter):
+    title = _("性质")
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [(str(k), v) for k, v in CLOCK_KINDS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Clock]) -> QuerySet[Clock]:
+        if self.value():
+            return queryset.filter(kind=self.value())
         return queryset
 
 
@@ -143,7 +165,7 @@ class ClockAdmin(admin.ModelAdmin):
     list_display = (
         "case_link",
         "rule_label",
-        "kind",
+        "kind_label",
         "start_date",
         "due",
         "overdue_flag",
@@ -152,7 +174,7 @@ class ClockAdmin(admin.ModelAdmin):
         "extra_days",
         "paused_days",
     )
-    list_filter = (OverdueFilter, "status", RuleFilter, "provisional", "kind")
+    list_filter = (OverdueFilter, "status", RuleFilter, "provisional", KindFilter)
     list_select_related = ("case",)
     search_fields = ("case__number", "case__title", "rule_code")
     date_hierarchy = "due"
@@ -162,7 +184,7 @@ class ClockAdmin(admin.ModelAdmin):
         "case_link",
         "rule_code",
         "rule_label",
-        "kind",
+        "kind_label",
         "entered_state",
         "status",
         "start_date",
@@ -195,6 +217,10 @@ class ClockAdmin(admin.ModelAdmin):
     def rule_label(self, obj: Clock) -> str:
         rule = policy.RULES.get(obj.rule_code)
         return rule.label if rule is not None else obj.rule_code
+
+    @admin.display(description=_("性质"), ordering="kind")
+    def kind_label(self, obj: Clock) -> str:
+        return str(CLOCK_KINDS.get(obj.kind, obj.kind))
 
     @admin.display(description=_("超期"), boolean=True)
     def overdue_flag(self, obj: Clock) -> bool | None:

@@ -67,6 +67,10 @@ class Escalation(models.Model):
         related_name="+",
     )
     resolution = models.CharField(_("办结原因"), max_length=64, blank=True)
+    # Set when this escalation stops being a candidate for climbing: the next level was
+    # created, or the climb was found blocked (another level acknowledged or resolved). Keeps
+    # the climb's claim an index range over live candidates only.
+    climb_done_at = models.DateTimeField(_("升级处理时间"), null=True, blank=True)
     # The 督办单 (supervision notice): case, clock, due date, days overdue, level, and the
     # supervisors' notes appended by the actions. A printable view renders it later.
     data = models.JSONField(_("督办单"), default=dict)
@@ -83,9 +87,14 @@ class Escalation(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["ack_due_at"],
-                name="escalation_open_ack_idx",
-                condition=models.Q(status="open"),
+                fields=["ack_due_at", "id"],
+                name="escalation_climb_idx",
+                condition=models.Q(status="open", climb_done_at__isnull=True, level__lt=3),
+            ),
+            models.Index(
+                fields=["clock"],
+                name="escalation_live_idx",
+                condition=models.Q(status__in=["open", "acknowledged"]),
             ),
             models.Index(fields=["agency", "status"], name="escalation_queue_idx"),
             models.Index(fields=["case", "status"], name="escalation_case_idx"),

@@ -207,7 +207,7 @@ def escalation_reassign(
     _notify(
         case=case,
         recipients=[case.assignee_id, head],
-        kind=NotificationKind.REASSIGNED,
+        kind=str(NotificationKind.REASSIGNED),
         key=f"reassign:{event_id}",
         subject=f"【改派】{case.number} 已改派给贵单位",
         body=f"案件：{case.title}\n改派理由：{reason}\n改派人：{actor}",
@@ -319,7 +319,7 @@ def escalation_issue_note(
     _notify(
         case=case,
         recipients=[case.assignee_id, case.holder_agency.head_id],
-        kind=NotificationKind.SUPERVISION_NOTE,
+        kind=str(NotificationKind.SUPERVISION_NOTE),
         key=f"supnote:{event_id}",
         subject=f"【督办意见】{case.number} {case.title}",
         body=f"{text}\n督办人：{actor}",

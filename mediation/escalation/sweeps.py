@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 
 LEVEL_LABELS = {1: "承办机构负责人", 2: "乡镇综治中心", 3: "县级督办"}
 DIGEST_CAP = 10_000  # reminders folded into digests per sweep (one digest per recipient)
+# The climb looks at most batch × this many candidates per statement (paused clocks' open
+# escalations wait in the window without climbing).
+CLIMB_WINDOW_FACTOR = 10
 RULE_LABELS = {code: rule.label for code, rule in policy.RULES.items()}
 DUTY = str(policy.ClockKind.DUTY)
 
@@ -207,6 +210,7 @@ def _escalation_specs(rows: list[dict[str, Any]], ctx: SweepContext) -> list[Not
     targets = {r["agency_id"] for r in rows if r["level"] > 1 and r["agency_id"]}
     ctx.supervisors(targets)  # one query for the whole batch
     specs: list[NotificationSpec] = []
+    unaddressed: list[int] = []
     for row in rows:
         ctx.counts.escalated += 1
         level_key = f"escalated_level{row['level']}"
@@ -214,14 +218,14 @@ def _escalation_specs(rows: list[dict[str, Any]], ctx: SweepContext) -> list[Not
         recipients = _escalation_recipients(row, ctx)
         if not recipients:
             ctx.counts.escalations_without_recipients += 1
-            logger.warning("escalation %s (level %s) has no recipient", row["id"], row["level"])
+            unaddressed.append(row["id"])
         subject, body = escalation_text(row["data"])
         holder = row["data"].get("holder_agency_id")
         for i, user_id in enumerate(sorted(set(recipients))):
             specs.append(
                 NotificationSpec(
                     recipient_id=user_id,
-                    kind=NotificationKind.ESCALATION,
+                    kind=str(NotificationKind.ESCALATION),
                     case_id=row["case_id"],
                     subject=subject,
                     body=body,
@@ -235,6 +239,12 @@ def _escalation_specs(rows: list[dict[str, Any]], ctx: SweepContext) -> list[Not
                     webhook_agency_id=holder if i == 0 else None,
                 )
             )
+    if unaddressed:
+        logger.warning(
+            "%d escalations have no recipient (no head / supervisors), e.g. ids %s",
+            len(unaddressed),
+            unaddressed[:10],
+        )
     return specs
 
 
@@ -316,7 +326,7 @@ _NOTICE_FIELDS = """
     'issued_at', %(now)s::timestamptz, 'ack_due_at', %(ack_due_at)s::timestamptz
 """
 
-_LEVEL1_SQL = f"""  # noqa: S608 - constant SQL fragments; values are bound parameters
+_LEVEL1_SQL = """
 WITH claimed AS (
     SELECT c.id AS clock_id, c.case_id, c.rule_code, c.due, c.due_at, c.generation
     FROM deadlines_clock c
@@ -332,7 +342,7 @@ WITH claimed AS (
 INSERT INTO escalation_escalation
     (clock_id, case_id, level, status, agency_id, created_at, ack_due_at, resolution, data)
 SELECT cl.clock_id, cl.case_id, 1, 'open', k.holder_agency_id, %(now)s, %(ack_due_at)s, '',
-       jsonb_build_object({_NOTICE_FIELDS},
+       jsonb_build_object(__NOTICE_FIELDS__,
            'level', 1, 'agency_id', k.holder_agency_id, 'agency', h.name,
            'notes', '[]'::jsonb)
 FROM claimed cl
@@ -340,7 +350,7 @@ JOIN cases_case k ON k.id = cl.case_id
 JOIN agencies_agency h ON h.id = k.holder_agency_id
 ON CONFLICT (clock_id, level) DO NOTHING
 RETURNING id, clock_id, case_id, level, agency_id, data
-"""
+""".replace("__NOTICE_FIELDS__", _NOTICE_FIELDS)
 
 
 def _sql_params(ctx: SweepContext, **extra: Any) -> dict[str, Any]:
@@ -445,22 +455,37 @@ def _over(started: float, budget: float | None) -> bool:
 
 # Escalations: climbing to levels 2 and 3 ----------------------------------------------------
 
-_CLIMB_SQL = f"""  # noqa: S608 - constant SQL fragments; values are bound parameters
-WITH claimed AS (
+_CLIMB_SQL = """
+WITH candidates AS MATERIALIZED (
+    -- Live candidates only (partial index escalation_climb_idx), a bounded window: the rest
+    -- of the statement then joins by primary key whatever the planner's statistics say.
+    SELECT e.id FROM escalation_escalation e
+    WHERE e.status = 'open' AND e.climb_done_at IS NULL AND e.level < 3
+      AND e.ack_due_at <= %(now)s
+    ORDER BY e.ack_due_at, e.id
+    LIMIT %(window)s
+),
+claimed AS (
     SELECT e.id AS prev_id, e.clock_id, e.case_id, e.level + 1 AS level,
-           c.rule_code, c.due, c.due_at, c.generation
-    FROM escalation_escalation e
+           c.rule_code, c.due, c.due_at, c.generation,
+           EXISTS (
+               SELECT 1 FROM escalation_escalation x
+               WHERE x.clock_id = e.clock_id AND (x.level > e.level OR x.status <> 'open')
+           ) AS blocked
+    FROM candidates cd
+    JOIN escalation_escalation e ON e.id = cd.id
     JOIN deadlines_clock c ON c.id = e.clock_id
     JOIN cases_case k ON k.id = e.case_id
-    WHERE e.status = 'open' AND e.level < 3 AND e.ack_due_at <= %(now)s
+    WHERE e.status = 'open' AND e.climb_done_at IS NULL
       AND c.status = 'running' AND c.due_at <= %(now)s
-      AND NOT EXISTS (
-          SELECT 1 FROM escalation_escalation x
-          WHERE x.clock_id = e.clock_id AND (x.level > e.level OR x.status <> 'open'))
     ORDER BY e.ack_due_at, e.id
     LIMIT %(batch)s
     FOR NO KEY UPDATE OF e SKIP LOCKED
     FOR KEY SHARE OF c, k SKIP LOCKED
+),
+marked AS (
+    UPDATE escalation_escalation p SET climb_done_at = %(now)s
+    FROM claimed cl WHERE p.id = cl.prev_id
 ),
 routed AS (
     SELECT cl.*, k.holder_agency_id,
@@ -469,11 +494,12 @@ routed AS (
                 ELSE (%(targets3)s::jsonb ->> k.holder_agency_id::text)::bigint
            END AS target_id
     FROM claimed cl JOIN cases_case k ON k.id = cl.case_id
+    WHERE NOT cl.blocked
 )
 INSERT INTO escalation_escalation
     (clock_id, case_id, level, status, agency_id, created_at, ack_due_at, resolution, data)
 SELECT cl.clock_id, cl.case_id, cl.level, 'open', cl.target_id, %(now)s, %(ack_due_at)s, '',
-       jsonb_build_object({_NOTICE_FIELDS},
+       jsonb_build_object(__NOTICE_FIELDS__,
            'level', cl.level, 'agency_id', cl.target_id, 'agency', t.name,
            'previous_escalation_id', cl.prev_id, 'notes', '[]'::jsonb)
 FROM routed cl
@@ -482,7 +508,7 @@ JOIN agencies_agency h ON h.id = k.holder_agency_id
 LEFT JOIN agencies_agency t ON t.id = cl.target_id
 ON CONFLICT (clock_id, level) DO NOTHING
 RETURNING id, clock_id, case_id, level, agency_id, data
-"""
+""".replace("__NOTICE_FIELDS__", _NOTICE_FIELDS)
 
 
 def _climb_orm(ctx: SweepContext) -> list[dict[str, Any]]:
@@ -492,17 +518,21 @@ def _climb_orm(ctx: SweepContext) -> list[dict[str, Any]]:
     candidates = (
         Escalation.objects.filter(
             status=EscalationStatus.OPEN,
+            climb_done_at__isnull=True,
             level__lt=3,
             ack_due_at__lte=ctx.now,
             clock__status=ClockStatus.RUNNING,
             clock__due_at__lte=ctx.now,
         )
-        .exclude(Exists(blocked))
+        .annotate(blocked=Exists(blocked))
         .select_related("clock", "case__holder_agency")
         .order_by("ack_due_at", "id")[: ctx.batch_size]
     )
     rows = []
     for prev in candidates:
+        Escalation.objects.filter(pk=prev.pk).update(climb_done_at=ctx.now)
+        if prev.blocked:
+            continue
         level = prev.level + 1
         case = prev.case
         target_id = ctx.ladder.target(case.holder_agency_id, level)
@@ -543,6 +573,7 @@ def escalations_climb(ctx: SweepContext, *, budget: float | None = None) -> int:
         ctx,
         targets2=json.dumps(ctx.ladder.targets(2)),
         targets3=json.dumps(ctx.ladder.targets(3)),
+        window=ctx.batch_size * CLIMB_WINDOW_FACTOR,
     )
     while True:
         with transaction.atomic():
@@ -691,7 +722,7 @@ def _reminder_specs(rows: list[dict[str, Any]], ctx: SweepContext) -> list[Notif
             specs.append(
                 NotificationSpec(
                     recipient_id=user_id,
-                    kind=NotificationKind.REMINDER,
+                    kind=str(NotificationKind.REMINDER),
                     case_id=row["case_id"],
                     subject=subject,
                     body=body,
@@ -726,7 +757,7 @@ def _digest_specs(rows: list[dict[str, Any]], ctx: SweepContext) -> list[Notific
         specs.append(
             NotificationSpec(
                 recipient_id=user_id,
-                kind=NotificationKind.DIGEST,
+                kind=str(NotificationKind.DIGEST),
                 case_id=case_ids.pop() if len(case_ids) == 1 else None,
                 subject=f"【期限提醒汇总】您有 {len(items)} 条期限提醒",
                 body=body,
@@ -821,9 +852,19 @@ def sweep_run(
         raise
     duration_ms = int((time.monotonic() - started) * 1000)
     counts = ctx.counts.as_dict() | {"duration_ms": duration_ms}
-    SweepRun.objects.filter(pk=run.pk).update(finished_at=wall_clock(), counts=counts)
+    finished = wall_clock()
+    SweepRun.objects.filter(pk=run.pk).update(finished_at=finished, counts=counts)
+    _prune_sweep_runs(finished)
     logger.info("sweep %s at %s: %s", run.pk, now.isoformat(), counts)
     return SweepResult(run_id=run.pk, now=now, counts=ctx.counts, duration_ms=duration_ms)
+
+
+def _prune_sweep_runs(now: dt.datetime) -> None:
+    """Keep SWEEP_RUN_RETENTION_DAYS of sweep log (a run every 30 s is ~20,000 rows a week)."""
+    horizon = now - dt.timedelta(days=settings.SWEEP_RUN_RETENTION_DAYS)
+    old = list(SweepRun.objects.filter(finished_at__lt=horizon).values_list("pk", flat=True)[:1000])
+    if old:
+        SweepRun.objects.filter(pk__in=old).delete()
 
 
 def close_old_connections_if_idle() -> None:

@@ -12,6 +12,7 @@ to the gateway. A resend after a crash carries the same key (RELIABILITY.md §2.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -20,7 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -73,10 +74,56 @@ def _decode(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def send_email(message: OutboundMessage) -> str:
+class ChannelSession:
+    """Resources shared by the deliveries of one batch: one SMTP connection, opened on first
+    use and reused (a new TCP + SMTP handshake per message would cap throughput)."""
+
+    def __init__(self) -> None:
+        self._email: Any = None
+
+    def email_connection(self) -> tuple[Any, bool]:
+        """(connection, fresh): `fresh` is False when an earlier message opened it."""
+        if self._email is not None:
+            return self._email, False
+        connection = get_connection(fail_silently=False, timeout=settings.EMAIL_TIMEOUT)
+        connection.open()
+        self._email = connection
+        return connection, True
+
+    def reset_email(self) -> None:
+        connection, self._email = self._email, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def close(self) -> None:
+        self.reset_email()
+
+    def __enter__(self) -> ChannelSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def send_email(message: OutboundMessage, session: ChannelSession | None = None) -> str:
     """Send over the configured e-mail backend (SMTP: EMAIL_HOST / EMAIL_PORT)."""
     if not message.email:
         raise PermanentError("收件人没有电子邮件地址")
+    own = session is None
+    session = session or ChannelSession()
+    try:
+        return _send_email(message, session)
+    except smtplib.SMTPServerDisconnected:
+        # A reused connection the server closed meanwhile: nothing was sent; reconnect once.
+        session.reset_email()
+        return _send_email(message, session)
+    finally:
+        if own:
+            session.close()
+
+
+def _send_email(message: OutboundMessage, session: ChannelSession) -> str:
     email = EmailMessage(
         subject=message.subject,
         body=message.body,
@@ -87,17 +134,25 @@ def send_email(message: OutboundMessage) -> str:
             "X-Idempotency-Key": message.idempotency_key,
         },
     )
+    fresh = True
     try:
-        connection = get_connection(fail_silently=False, timeout=settings.EMAIL_TIMEOUT)
+        connection, fresh = session.email_connection()
         sent = connection.send_messages([email])
+    except smtplib.SMTPServerDisconnected:
+        session.reset_email()
+        if not fresh:
+            raise  # send_email reconnects once
+        raise TransientError("SMTP 连接被服务器关闭") from None
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _msg in exc.recipients.values()]
         code = max(codes) if codes else 550
         texts = "; ".join(_decode(msg) for _code, msg in exc.recipients.values())
         raise _smtp_code_error(code, texts) from exc
     except smtplib.SMTPResponseException as exc:
+        session.reset_email()
         raise _smtp_code_error(exc.smtp_code, _decode(exc.smtp_error)) from exc
     except (smtplib.SMTPException, OSError) as exc:
+        session.reset_email()
         raise TransientError(f"SMTP 连接错误：{type(exc).__name__}: {exc}") from exc
     if not sent:
         raise TransientError("邮件未被发送（后端返回 0）")
@@ -119,7 +174,7 @@ def webhook_payload(message: OutboundMessage) -> dict[str, object]:
     }
 
 
-def send_webhook(message: OutboundMessage) -> str:
+def send_webhook(message: OutboundMessage, session: ChannelSession | None = None) -> str:
     """POST the group-robot text message to the holder agency's webhook URL."""
     url = message.webhook_url
     if not url:
@@ -180,7 +235,7 @@ def sms_backend() -> SmsBackend:
     return import_string(settings.SMS_BACKEND)()
 
 
-def send_sms(message: OutboundMessage) -> str:
+def send_sms(message: OutboundMessage, session: ChannelSession | None = None) -> str:
     if not message.phone:
         raise PermanentError("收件人没有手机号")
     sms_backend().send(
@@ -189,7 +244,7 @@ def send_sms(message: OutboundMessage) -> str:
     return message.phone
 
 
-SENDERS: dict[str, Callable[[OutboundMessage], str]] = {
+SENDERS: dict[str, Callable[[OutboundMessage, ChannelSession | None], str]] = {
     "email": send_email,
     "webhook": send_webhook,
     "sms": send_sms,

@@ -125,6 +125,12 @@ class Delivery(models.Model):
                 name="delivery_sending_idx",
                 condition=models.Q(status="sending"),
             ),
+            # Health: the oldest undelivered delivery.
+            models.Index(
+                fields=["created_at"],
+                name="delivery_undelivered_idx",
+                condition=models.Q(status__in=["pending", "sending"]),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -35,6 +35,7 @@ from mediation.accounts.models import User
 from mediation.agencies.models import Agency
 from mediation.notifications.channels import (
     SENDERS,
+    ChannelSession,
     OutboundMessage,
     PermanentError,
     TransientError,
@@ -216,12 +217,12 @@ def notifications_create_bulk(specs: Iterable[NotificationSpec], *, now: dt.date
         user = users[spec.recipient_id]
         prefs = by_user.get(user["id"]) or by_agency.get(user["agency_id"]) or _Prefs()
         if prefs.email and user["email"]:
-            rows.append((notification_id, DeliveryChannel.EMAIL))
+            rows.append((notification_id, str(DeliveryChannel.EMAIL)))
         if prefs.sms and user["phone"]:
-            rows.append((notification_id, DeliveryChannel.SMS))
+            rows.append((notification_id, str(DeliveryChannel.SMS)))
         agency_id = spec.webhook_agency_id
         if agency_id and agency_id in webhooks and by_agency.get(agency_id, _Prefs()).webhook:
-            rows.append((notification_id, DeliveryChannel.WEBHOOK))
+            rows.append((notification_id, str(DeliveryChannel.WEBHOOK)))
     deliveries = _insert_deliveries(rows, now)
     return Created(notifications=len(inserted), deliveries=deliveries, by_kind=by_kind)
 
@@ -342,7 +343,9 @@ def _outbound(delivery: Delivery) -> OutboundMessage:
     )
 
 
-def delivery_attempt(*, delivery_id: int, now: dt.datetime, worker: str) -> str:
+def delivery_attempt(
+    *, delivery_id: int, now: dt.datetime, worker: str, session: ChannelSession | None = None
+) -> str:
     """Claim, send and record one delivery. Returns sent | retry | failed | skipped | lost.
 
     `skipped`: not claimable now (already sent, failed, in backoff, or another worker's lease).
@@ -366,7 +369,7 @@ def delivery_attempt(*, delivery_id: int, now: dt.datetime, worker: str) -> str:
         if not _still_ours(delivery.pk, worker):
             logger.warning("delivery %s: lease lost before sending; not sent", delivery.pk)
             return "lost"
-        address = SENDERS[delivery.channel](message)
+        address = SENDERS[delivery.channel](message, session)
     except PermanentError as exc:
         _finish(
             delivery.pk,
@@ -443,17 +446,25 @@ def deliveries_deliver(
     """
     started = time.monotonic()
     tally = DeliveryTally()
-    for delivery_id in ids:
-        if budget_seconds is not None and time.monotonic() - started > budget_seconds:
-            break
-        if not connection.in_atomic_block:
-            close_old_connections()
-        try:
-            outcome = delivery_attempt(delivery_id=delivery_id, now=clock(), worker=worker)
-        except Exception:  # a database error: the lease expires and a later sweep retries
-            logger.exception("delivery %s: attempt aborted", delivery_id)
-            outcome = "skipped"
-        tally.add(outcome)
+    ids = list(ids)
+    with ChannelSession() as session:
+        for done, delivery_id in enumerate(ids):
+            if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+                # Out of time: let the next sweep hand the rest out again right away.
+                Delivery.objects.filter(pk__in=ids[done:], status=DeliveryStatus.PENDING).update(
+                    dispatched_until=None
+                )
+                break
+            if not connection.in_atomic_block:
+                close_old_connections()
+            try:
+                outcome = delivery_attempt(
+                    delivery_id=delivery_id, now=clock(), worker=worker, session=session
+                )
+            except Exception:  # a database error: the lease expires and a later sweep retries
+                logger.exception("delivery %s: attempt aborted", delivery_id)
+                outcome = "skipped"
+            tally.add(outcome)
     return tally
 
 

@@ -171,11 +171,11 @@ LOGGING = {
 
 # Reminder and escalation engine (issue 3; docs/ENGINE.md). Workers read these from the
 # environment like everything else.
-SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=30)
+SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=30.0)
 SWEEP_BATCH_SIZE = env.int("SWEEP_BATCH_SIZE", default=1000)
 # Reminders older than this at sweep time (an outage) go out as one digest per recipient.
-REMINDER_DIGEST_AFTER_SECONDS = env.int("REMINDER_DIGEST_AFTER_SECONDS", default=600)
-DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=60)
+REMINDER_DIGEST_AFTER_SECONDS = env.float("REMINDER_DIGEST_AFTER_SECONDS", default=600.0)
+DELIVERY_LEASE_SECONDS = env.float("DELIVERY_LEASE_SECONDS", default=60.0)
 DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
 DELIVERY_BACKOFF_BASE_SECONDS = env.float("DELIVERY_BACKOFF_BASE_SECONDS", default=30.0)
 DELIVERY_BACKOFF_MAX_SECONDS = env.float("DELIVERY_BACKOFF_MAX_SECONDS", default=3600.0)
@@ -192,6 +192,7 @@ HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="")
 HEALTH_BROKER_TIMEOUT_SECONDS = env.float("HEALTH_BROKER_TIMEOUT_SECONDS", default=1.0)
 HEALTH_MAX_DELIVERY_AGE_SECONDS = env.int("HEALTH_MAX_DELIVERY_AGE_SECONDS", default=600)
 HEALTH_CALENDAR_HORIZON_DAYS = env.int("HEALTH_CALENDAR_HORIZON_DAYS", default=180)
+SWEEP_RUN_RETENTION_DAYS = env.int("SWEEP_RUN_RETENTION_DAYS", default=7)
 
 # Staff web pages (mediation.web): Django's own auth views at /accounts/, so django-axes
 # throttles them like the admin login.

@@ -4,7 +4,7 @@ from .base import *  # noqa: F403
 from .base import env
 
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default="postgres://root@127.0.0.1:5432/mediation"),
+    "default": env.db_url("DATABASE_URL", default="postgres://root@127.0.0.1:5432/postgres"),
 }
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = "mediation-tests"

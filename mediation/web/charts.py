@@ -99,7 +99,7 @@ class LineChart:
 
     @property
     def right(self) -> int:
-        return self.width - 10
+        return self.width - 34
 
 
 def _nice_max(value: float) -> float:
@@ -121,11 +121,17 @@ def line_chart(
     fmt: Callable[[float], str] = _plain,
     max_value: float | None = None,
     ticks: int = 4,
+    integer: bool = False,
 ) -> LineChart:
+    """A line over evenly spaced labels; `integer` keeps the y ticks on whole numbers."""
     top = max_value if max_value is not None else _nice_max(max((v for _, v in items), default=0))
-    plot_top, bottom = 12.0, float(height - 30)
+    if integer:
+        top = max(math.ceil(top), 1)
+        ticks = min(ticks, int(top))
+        top = math.ceil(top / ticks) * ticks
+    plot_top, bottom = 24.0, float(height - 30)
     chart = LineChart(width=width, height=height, left=left, bottom=bottom)
-    span = width - 10 - left
+    span = chart.right - left
     n = len(items)
     for i, (label, value) in enumerate(items):
         x = left + (span / 2 if n == 1 else span * i / (n - 1))

@@ -30,9 +30,9 @@ from mediation.cases.models import (
     Referral,
     ReferralStatus,
 )
-from mediation.core.clock import end_of_day
 from mediation.deadlines import policy
 from mediation.deadlines.models import Clock, ClockStatus
+from mediation.parties.selectors import party_find_by_id_number, party_find_by_phone
 from mediation.web import labels
 
 LIVE = (ClockStatus.RUNNING, ClockStatus.PAUSED)
@@ -190,8 +190,6 @@ class DuplicateHit:
 
 def open_cases_for_party(*, user: User, id_number: str, phone: str) -> tuple[list, int, list]:
     """(visible open cases, number of open cases out of the user's scope, matched-by labels)."""
-    from mediation.parties.selectors import party_find_by_id_number, party_find_by_phone
-
     matched_by: list[str] = []
     cases = Case.objects.none()
     if id_number:
@@ -363,7 +361,3 @@ def clock_on_time(clock: Clock) -> bool | None:
     if clock.stopped_at is None:
         return None
     return clock.stopped_at <= clock.due_at
-
-
-def end_of(day: dt.date) -> dt.datetime:
-    return end_of_day(day)

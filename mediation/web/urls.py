@@ -30,6 +30,12 @@ urlpatterns = [
     path("cases/<int:pk>/", cases.case_detail, name="case_detail"),
     path("cases/<int:pk>/act/<slug:transition>/", cases.case_act, name="case_act"),
     path(
+        "cases/<int:pk>/clocks/<str:rule>/<slug:action>/",
+        cases.clock_pause,
+        name="clock_pause",
+    ),
+    path("cases/<int:pk>/refer-to-mediation/", cases.refer_to_mediation, name="refer_mediation"),
+    path(
         "cases/<int:pk>/parties/<int:party_pk>/reveal/",
         cases.party_reveal,
         name="party_reveal",

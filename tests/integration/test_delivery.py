@@ -58,6 +58,7 @@ class SmtpHandler:
         self.messages: list[email.message.EmailMessage] = []
         self.data_replies: list[str] = []  # consumed one per DATA; empty: accept
         self.refuse: set[str] = set()
+        self.peers: list[object] = []
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
@@ -68,6 +69,7 @@ class SmtpHandler:
     async def handle_DATA(self, server, session, envelope):
         if self.data_replies:
             return self.data_replies.pop(0)
+        self.peers.append(session.peer)
         self.messages.append(
             email.message_from_bytes(envelope.content, policy=email.policy.default)
         )
@@ -245,6 +247,18 @@ def test_smtp_5xx_fails_permanently_without_blocking_the_others(smtp, town, user
     assert bad_row.last_error.startswith("SMTP 550")
     assert list(delivery_list_failed()) == [bad_row]
     assert [m["To"] for m in smtp.messages] == ["mediator@example.org"]
+
+
+def test_a_batch_reuses_one_smtp_connection(smtp, town, user):
+    rows = [delivery(notify(user, f"k{i}"), "email") for i in range(3)]
+
+    tally = deliveries_deliver([r.pk for r in rows], worker="w1", clock=lambda: NOW)
+
+    assert tally.sent == 3
+    assert len(smtp.messages) == 3
+    assert len(set(smtp.peers)) == 1
+    ids = {m["X-Idempotency-Key"] for m in smtp.messages}
+    assert ids == {f"notification-{r.notification_id}" for r in rows}
 
 
 def test_smtp_server_down_is_transient(user):

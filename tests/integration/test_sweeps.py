@@ -430,3 +430,52 @@ def test_ack_due_follows_working_days(now):
     # Fri 04-03 → next working day Tue 04-07 (清明 Sat 04-04 → Mon 04-06).
     assert sweeps.ack_due_for(at(4, 3, 15), calendar) == end_of_day(dt.date(2026, 4, 7))
     assert policy.get_rule("escalation.ack").length == 1
+
+
+def test_a_late_acknowledgement_of_a_lower_level_stops_the_climb(town, now):
+    village_dispute(town, now)
+    staff(town.centre, Role.SUPERVISOR)
+    sweep(JUST_AFTER)
+    sweep(ACK_DUE_AT)  # level 2
+    level1 = Escalation.objects.get(level=1)
+    assert level1.climb_done_at == ACK_DUE_AT
+    Escalation.objects.filter(pk=level1.pk).update(status=EscalationStatus.ACKNOWLEDGED)
+
+    assert sweep(at(3, 25)).escalated == 0
+    level2 = Escalation.objects.get(level=2)
+    assert (level2.status, level2.climb_done_at) == ("open", at(3, 25))
+    assert not Escalation.objects.filter(level=3).exists()
+
+
+def test_planner_wired_into_clock_reconciliation(town, now, monkeypatch):
+    """The change proposed for mediation/cases/services.py::_reconcile_clocks, applied here
+    by wrapping it: registering plans the triage reminders, triage cancels them."""
+    from mediation.cases import services as case_services
+
+    reconcile = case_services._reconcile_clocks
+
+    def wired(case, *, now):
+        changes = reconcile(case, now=now)
+        plan_reminders_for_case(case.pk, now)
+        return changes
+
+    monkeypatch.setattr(case_services, "_reconcile_clocks", wired)
+    registered_at = at(3, 11, 7)  # before 09:00: today's wd1 reminder is still ahead
+    case = register_dispute(town, now=registered_at)
+    triage = Clock.objects.get(case=case)
+
+    assert dict(Reminder.objects.filter(clock=triage).values_list("offset_code", "status")) == {
+        "wd1": "planned",
+        "due": "planned",
+    }
+    case_transition(
+        case_id=case.pk,
+        transition="triage",
+        actor=staff(town.centre, Role.SUPERVISOR),
+        now=at(3, 11, 8),
+        data={"risk_level": "low"},
+    )
+    assert set(Reminder.objects.filter(clock=triage).values_list("status", "cancel_reason")) == {
+        ("cancelled", "clock_stopped")
+    }
+    assert sweep(at(3, 12, 9, 1)).reminders_sent == 0

@@ -133,6 +133,7 @@ def test_run_sweep_hands_out_deliveries_in_small_chunks(fake_now, town_user, mon
     monkeypatch.setattr(
         delivery_tasks.deliver_batch, "apply_async", lambda args: sent.append(args[0])
     )
+    monkeypatch.setattr(sweep_tasks, "queued_batches", lambda: 0)
 
     result = run_sweep.apply().get()
 
@@ -144,6 +145,32 @@ def test_run_sweep_hands_out_deliveries_in_small_chunks(fake_now, town_user, mon
     # The next sweep does not hand them out again while the messages may still be queued.
     sent.clear()
     assert run_sweep.apply().get()["dispatched"] == 0
+
+
+def test_dispatch_keeps_the_deliveries_queue_short(fake_now, town_user, monkeypatch):
+    fake_now(AFTER_DUE)
+    notifications_create_bulk(
+        [
+            NotificationSpec(
+                recipient_id=town_user.pk, kind="reminder", subject="s", body="b", key=f"k{i}"
+            )
+            for i in range(45)
+        ],
+        now=AFTER_DUE,
+    )
+    sent: list[list[int]] = []
+    monkeypatch.setattr(
+        delivery_tasks.deliver_batch, "apply_async", lambda args: sent.append(args[0])
+    )
+    monkeypatch.setattr(sweep_tasks, "queued_batches", lambda: sweep_tasks.MAX_QUEUED_BATCHES - 1)
+
+    assert run_sweep.apply().get()["dispatched"] == 20
+    monkeypatch.setattr(sweep_tasks, "queued_batches", lambda: sweep_tasks.MAX_QUEUED_BATCHES)
+    assert run_sweep.apply().get()["dispatched"] == 0
+    # Broker unreadable: dispatch anyway (a duplicate hand-out is harmless).
+    monkeypatch.setattr(sweep_tasks, "queued_batches", lambda: None)
+    assert run_sweep.apply().get()["dispatched"] == 25
+    assert [len(ids) for ids in sent] == [20, 20, 5]
 
 
 def test_task_names_queues_and_reliability_options(settings):

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Case as When_, IntegerField, Value, When
+from django.db.models import Case as When_
+from django.db.models import IntegerField, Q, Value, When
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from mediation.accounts.models import Role, User
+from mediation.agencies.models import Agency, AgencyKind
 from mediation.cases import services
 from mediation.cases.access import cases_visible_to, identity_hidden_from
+from mediation.cases.clocks import MANUALLY_PAUSABLE
 from mediation.cases.models import (
     TERMINAL_STATES,
     Agreement,
@@ -28,7 +31,7 @@ from mediation.cases.models import (
     CaseParty,
     CasePartyRole,
 )
-from mediation.cases.permissions import INTAKE
+from mediation.cases.permissions import INTAKE, in_scope
 from mediation.cases.steps import STEPS, StepForm
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from mediation.parties.services import REVEAL_PERMISSION, party_reveal_id_number
@@ -42,6 +45,7 @@ from mediation.web.views.common import (
 )
 
 SCOPES = ("mine", "agency")
+REFERABLE = ("handling", "extended")
 
 
 @login_required
@@ -107,9 +111,10 @@ def _prepare_step_form(form: StepForm, case: Case, user: User) -> StepForm:
             field.queryset = User.objects.filter(is_active=True, agency_id=user.agency_id)
         elif name == "approver":
             holder = case.holder_agency
-            field.queryset = User.objects.filter(is_active=True, agency_id=holder.pk).filter(
-                pk__in=User.objects.filter(role=Role.SUPERVISOR).values("pk")
-            ) | User.objects.filter(pk=holder.head_id)
+            field.queryset = User.objects.filter(
+                Q(agency_id=holder.pk, role=Role.SUPERVISOR) | Q(pk=holder.head_id),
+                is_active=True,
+            )
         elif name in ("to_agency", "court") and hasattr(field, "queryset"):
             field.queryset = field.queryset.exclude(pk=case.holder_agency_id)
     return form
@@ -196,6 +201,7 @@ def case_page_context(
     stopped_rows = [(c, selectors.clock_on_time(c)) for c in stopped]
     hidden = identity_hidden_from(user, case)
     agreements = list(Agreement.objects.filter(case=case).order_by("recorded_at"))
+    may_service = user.role in INTAKE and in_scope(user, case)
     return {
         "case": case,
         "parties": _parties(case),
@@ -216,6 +222,17 @@ def case_page_context(
         "rule_label": labels.rule_label,
         "rule_basis": labels.rule_basis,
         "clock_kind_labels": labels.CLOCK_KIND_LABELS,
+        # 复核听证: pause and resume by hand (信访工作条例 Art 36 ¶2).
+        "pausable": MANUALLY_PAUSABLE if may_service else frozenset(),
+        # 访调对接 (信访工作条例 Art 33): a petition in handling goes to a mediation committee.
+        "refer_committees": (
+            Agency.objects.active()
+            .filter(kind=AgencyKind.MEDIATION_COMMITTEE)
+            .order_by("level", "name")
+            if may_service and case.kind == CaseKind.PETITION and case.state in REFERABLE
+            else None
+        ),
+        "today": rc.today,
     }
 
 
@@ -314,5 +331,69 @@ def party_reveal(request: HttpRequest, pk: int, party_pk: int) -> HttpResponse:
     return render(request, "web/cases/detail.html", context)
 
 
-def case_url(case_id: int) -> str:
-    return reverse("web:case_detail", kwargs={"pk": case_id})
+def _post_date(request: HttpRequest, name: str) -> dt.date | None:
+    value = request.POST.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(_("日期格式错误。")) from None
+
+
+@never_cache
+@login_required
+@require_POST
+def clock_pause(request: HttpRequest, pk: int, rule: str, action: str) -> HttpResponse:
+    """暂停 / 恢复 a manually pausable clock (复核听证: hearing days do not count)."""
+    rc = RequestClock()
+    case = visible_case_or_404(request, pk)
+    if action not in ("pause", "resume") or rule not in MANUALLY_PAUSABLE:
+        raise Http404
+    try:
+        on = _post_date(request, "on")
+        if action == "pause":
+            services.case_pause_clock(
+                case_id=case.pk,
+                actor=request.user,
+                now=rc.now,
+                rule_code=rule,
+                reason=request.POST.get("reason", ""),
+                on=on,
+            )
+            messages.success(request, _("期限已暂停。"))
+        else:
+            services.case_resume_clock(
+                case_id=case.pk, actor=request.user, now=rc.now, rule_code=rule, on=on
+            )
+            messages.success(request, _("期限已恢复计算。"))
+    except (InvalidInput, Conflict, PermissionDenied, NotFound) as exc:
+        messages.error(request, exc.message)
+    return redirect("web:case_detail", pk=pk)
+
+
+@never_cache
+@login_required
+@require_POST
+def refer_to_mediation(request: HttpRequest, pk: int) -> HttpResponse:
+    """访调对接: open a linked dispute referred to a people's mediation committee."""
+    rc = RequestClock()
+    case = visible_case_or_404(request, pk)
+    try:
+        agency_id = int(request.POST.get("to_agency", ""))
+    except ValueError:
+        messages.error(request, _("请选择接收的人民调解委员会。"))
+        return redirect("web:case_detail", pk=pk)
+    try:
+        dispute = services.petition_refer_to_mediation(
+            petition_id=case.pk,
+            actor=request.user,
+            to_agency_id=agency_id,
+            now=rc.now,
+            note=request.POST.get("note", "").strip()[:2000],
+        )
+    except (InvalidInput, Conflict, PermissionDenied, NotFound) as exc:
+        messages.error(request, exc.message)
+        return redirect("web:case_detail", pk=pk)
+    messages.success(request, _("已转人民调解，纠纷案号：%(number)s") % {"number": dispute.number})
+    return redirect("web:case_detail", pk=pk)

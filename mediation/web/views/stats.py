@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as HttpForbidden
@@ -44,9 +45,8 @@ def statistics(request: HttpRequest) -> HttpResponse:
     _require_stats(request.user)
     rc = RequestClock()
     form, period = _period(request, rc)
-    tables = [
-        stats.build(slug, user=request.user, period=period, now=rc.now) for slug in stats.TABLES
-    ]
+    scope = stats.Scope(request.user)
+    tables = [stats.build(slug, scope=scope, period=period, now=rc.now) for slug in stats.TABLES]
     return render(
         request,
         "web/stats/stats.html",
@@ -56,7 +56,9 @@ def statistics(request: HttpRequest) -> HttpResponse:
             "period": period,
             "tables": tables,
             "top_rows": stats.TOP_ROWS,
-            "querystring": f"date_from={period.date_from.isoformat()}&date_to={period.date_to.isoformat()}",
+            "querystring": urlencode(
+                {"date_from": period.date_from.isoformat(), "date_to": period.date_to.isoformat()}
+            ),
         },
     )
 
@@ -70,7 +72,9 @@ def export_csv(request: HttpRequest, table: str) -> HttpResponse:
         raise Http404
     rc = RequestClock()
     _form, period = _period(request, rc)
-    data = stats.build(table, user=request.user, period=period, now=rc.now)
+    data = stats.build(table, scope=stats.Scope(request.user), period=period, now=rc.now)
+    if data.failed:
+        return HttpResponse(data.note, status=503, content_type="text/plain; charset=utf-8")
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     filename = f"{table}_{period.date_from:%Y%m%d}-{period.date_to:%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

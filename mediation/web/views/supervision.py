@@ -29,6 +29,7 @@ from django.views.decorators.http import require_POST
 
 from mediation.accounts.models import Role, User
 from mediation.agencies.models import Agency
+from mediation.cases.access import cases_visible_to
 from mediation.cases.models import Category
 from mediation.cases.permissions import scope_agency_ids
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -50,16 +51,22 @@ def _require_supervisor(user: User) -> None:
 class QueueFilterForm(forms.Form):
     level = forms.TypedChoiceField(
         label=gettext_lazy("督办层级"),
-        choices=[("", gettext_lazy("全部"))] + list(EscalationLevel.choices),
+        choices=[("", gettext_lazy("全部")), *EscalationLevel.choices],
         coerce=int,
         required=False,
         empty_value=None,
     )
     agency = forms.ModelChoiceField(
-        label=gettext_lazy("承办机构"), queryset=Agency.objects.none(), required=False
+        label=gettext_lazy("承办机构"),
+        queryset=Agency.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("全部"),
     )
     category = forms.ModelChoiceField(
-        label=gettext_lazy("类型"), queryset=Category.objects.filter(is_active=True), required=False
+        label=gettext_lazy("类型"),
+        queryset=Category.objects.filter(is_active=True),
+        required=False,
+        empty_label=gettext_lazy("全部"),
     )
     min_days = forms.IntegerField(
         label=gettext_lazy("超期天数不少于"), min_value=0, max_value=3650, required=False
@@ -218,7 +225,9 @@ def escalation_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
     rc = RequestClock()
     if request.method != "POST" or action == "handle":
         return render(
-            request, "web/supervision/escalation.html", _escalation_context(escalation, rc)
+            request,
+            "web/supervision/escalation.html",
+            _escalation_context(escalation, rc, request.user),
         )
     back = _back(request, reverse("web:supervision"))
     try:
@@ -230,9 +239,12 @@ def escalation_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
     return redirect(back)
 
 
-def _escalation_context(escalation: Escalation, rc: RequestClock) -> dict[str, Any]:
+def _escalation_context(escalation: Escalation, rc: RequestClock, user: User) -> dict[str, Any]:
     case = escalation.case
-    agencies = Agency.objects.active().order_by("level", "name")
+    # Reassign within the case's part of the hierarchy: the agencies below the supervisor.
+    agencies = (
+        Agency.objects.active().filter(pk__in=scope_agency_ids(user)).order_by("level", "name")
+    )
     members = (
         User.objects.filter(is_active=True, agency_id=case.holder_agency_id)
         .exclude(role=Role.ADMINISTRATOR)
@@ -299,13 +311,11 @@ def supervision_notice(request: HttpRequest, pk: int) -> HttpResponse:
     if escalation is None:
         raise Http404
     # Whoever may see the case (its holder) or act on the escalation may print it.
-    from mediation.cases.access import cases_visible_to
-
     visible = cases_visible_to(request.user).filter(pk=escalation.case_id).exists()
     if not visible and not esc_services.may_act_on(request.user, escalation, escalation.case):
         raise Http404
     rc = RequestClock()
-    context = _escalation_context(escalation, rc)
+    context = _escalation_context(escalation, rc, request.user)
     data = escalation.data or {}
     context["days_overdue_at_issue"] = data.get("days_overdue", context["days_overdue"])
     return render(request, "web/docs/supervision_notice.html", context)

@@ -85,22 +85,40 @@ def engine(**overrides: Any) -> EngineSettings:
 
 @dataclass
 class Run:
+    """One fault test: its cluster, township, seeded randomness and per-round record."""
+
     name: str
     cluster: FaultCluster
     town: Township
     rng: random.Random
     started: float = field(default_factory=time.monotonic)
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    round_started: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
 
     def sink_total(self) -> int:
         return self.cluster.smtp.count() + self.cluster.webhook.count()
 
-    def load(self, *, overdue: int, reminders: int, tag: str) -> None:
-        """Overdue triage clocks (escalate now) and clocks with a reminder due this morning."""
+    def begin_round(self) -> int:
+        """Start timing a round; returns the sinks' message count so far."""
+        self.round_started = time.monotonic()
+        self.timings = {}
+        return self.sink_total()
+
+    def wait_flowing(self, since: int) -> None:
+        self.timings["flowing_s"] = round(wait_deliveries_flowing(self.cluster, since=since), 1)
+
+    def load(self, *, overdue: int, reminders: int, tag: str) -> float:
+        """Overdue triage clocks (escalate now) and clocks with a reminder due this morning.
+        Returns the seconds the registrations took."""
+        started = time.monotonic()
         disputes_register(self.town, count=overdue, now=MONDAY, rng=self.rng, tag=f"{tag}超期")
         disputes_register(
             self.town, count=reminders, now=EARLY_WEDNESDAY, rng=self.rng, tag=f"{tag}提醒"
         )
+        took = round(time.monotonic() - started, 1)
+        self.timings["load_s"] = round(self.timings.get("load_s", 0.0) + took, 1)
+        return took
 
     def random_pause(self, low: float = 0.0, high: float = 1.5) -> float:
         pause = self.rng.uniform(low, high)
@@ -114,7 +132,14 @@ class Run:
         recovery = time.monotonic() - fault_at
         probe = probe.wait()
         self.rounds.append(
-            {**details, "recovery_s": round(recovery, 1), "drain_s": round(drained, 1), **_p(probe)}
+            {
+                **details,
+                "recovery_s": round(recovery, 1),
+                "drain_s": round(drained, 1),
+                **_p(probe),
+                **self.timings,
+                "round_s": round(time.monotonic() - self.round_started, 1),
+            }
         )
 
     def report(self, invariants: InvariantReport, **extra: Any) -> None:
@@ -147,6 +172,7 @@ def start(
     settings: EngineSettings | None = None,
 ) -> Run:
     print(f"\n[faults] {name}: seed {SEED} (FAULT_SEED={SEED} replays it)")
+    HARNESS_NOTES.clear()
     cluster = cluster_factory(settings or engine())
     cluster.clock.set(clock_at)
     town = township_create(webhook=cluster.webhook)
@@ -163,8 +189,8 @@ def victim_with_claims(run: Run, workers: list[str]) -> tuple[str, int]:
     claims = deliveries_in_flight(run.cluster)  # claimed_by is "host:pid:nonce"
 
     def held_by(worker: str) -> int:
-        pids = {str(p) for p in run.cluster.processes[worker].children()}
-        return sum(n for owner, n in claims.items() if owner.split(":")[1:2] in ([p] for p in pids))
+        pids = {str(pid) for pid in run.cluster.processes[worker].children()}
+        return sum(n for owner, n in claims.items() if [*owner.split(":"), ""][1] in pids)
 
     busy = [w for w in workers if held_by(w)]
     victim = run.rng.choice(busy or workers)
@@ -181,10 +207,10 @@ def test_kill_9_of_a_worker_mid_batch(cluster_factory):
     workers = ["w1", "w2"]
     run.load(overdue=100, reminders=50, tag="r0")
     for k in range(rounds(4)):
-        since = run.sink_total()
+        since = run.begin_round()
         if k:
             run.load(overdue=70, reminders=50, tag=f"r{k}")
-        wait_deliveries_flowing(cluster, since=since)
+        run.wait_flowing(since)
         pause = run.random_pause()
         victim, held = victim_with_claims(run, workers)
         mode = run.rng.choice(["process group", "process group", "one pool child"])
@@ -204,6 +230,7 @@ def test_kill_9_of_a_worker_mid_batch(cluster_factory):
     wait_quiescent(cluster, timeout=60)
     report = assert_invariants(cluster, duplicate_window=IN_FLIGHT_WINDOW)
     run.report(report)
+    assert any(r["leases_held"] for r in run.rounds), "no kill landed while leases were held"
 
 
 # 2. Redis FLUSHALL and restart -----------------------------------------------------------------
@@ -217,9 +244,9 @@ def test_redis_flushall_and_restart_while_messages_are_queued(cluster_factory):
     faults = faults[: rounds(4)]
     run.rng.shuffle(faults)
     for k, fault in enumerate(faults):
-        since = run.sink_total()
+        since = run.begin_round()
         run.load(overdue=70, reminders=50, tag=f"r{k}")
-        wait_deliveries_flowing(cluster, since=since)
+        run.wait_flowing(since)
         pause = run.random_pause()
         queued = cluster.redis.dbsize()
         fault_at = time.monotonic()
@@ -256,9 +283,9 @@ def test_worker_database_connections_terminated_mid_batch(cluster_factory):
     run = start(cluster_factory, "pg_terminate_backend")
     cluster = run.cluster
     for k in range(rounds(3)):
-        since = run.sink_total()
+        since = run.begin_round()
         run.load(overdue=80, reminders=60, tag=f"r{k}")
-        wait_deliveries_flowing(cluster, since=since)
+        run.wait_flowing(since)
         pause = run.random_pause()
         fault_at = time.monotonic()
         held = sum(deliveries_in_flight(cluster).values())
@@ -275,6 +302,7 @@ def test_worker_database_connections_terminated_mid_batch(cluster_factory):
     wait_quiescent(cluster, timeout=60)
     report = assert_invariants(cluster, duplicate_window=IN_FLIGHT_WINDOW)
     run.report(report)
+    assert any(r["leases_held"] for r in run.rounds), "no termination landed mid-delivery"
 
 
 # 4. Two beats, three workers -----------------------------------------------------------------
@@ -286,9 +314,9 @@ def test_two_beats_and_three_workers_at_once(cluster_factory):
     run = start(cluster_factory, "two beats", workers=workers, beats=("beat1", "beat2"))
     cluster = run.cluster
     for k in range(rounds(3)):
-        since = run.sink_total()
+        since = run.begin_round()
         run.load(overdue=90, reminders=60, tag=f"r{k}")
-        wait_deliveries_flowing(cluster, since=since)
+        run.wait_flowing(since)
         pause = run.random_pause()
         # One beat comes back as a fresh container: no schedule file, so it fires at once.
         beat = run.rng.choice(["beat1", "beat2"])
@@ -323,6 +351,8 @@ class Jump:
 def _at(y: int, m: int, d: int, h: int, mi: int = 0) -> dt.datetime:
     return dt.datetime(y, m, d, h, mi, tzinfo=SHANGHAI)
 
+
+GAP_LOAD = 40  # cases per kind and jump: due in the gap, reminded in the gap, overdue before
 
 JUMPS = [
     # Friday 17:00 → Monday 10:00: Monday's 09:00 reminders and Friday's deadlines in the gap.
@@ -371,26 +401,27 @@ def test_clock_jumps_over_a_weekend_and_a_holiday(cluster_factory):
         if cluster.clock.now() < jump.before - dt.timedelta(minutes=1):
             cluster.clock.set(jump.before)  # between rounds: a jump of its own; let it settle
             wait_drained(cluster, timeout=90)
-            wait_quiescent(cluster, timeout=60)
-        since = run.sink_total()
+        since = run.begin_round()
         # Due inside the gap: triage clocks (escalate after the jump) and reminders at 09:00 on
         # the first working day after P (digested after the jump).
         gap_clocks = disputes_register(
-            town, count=60, now=jump.gap_due_registered, rng=run.rng, tag="到期在假期"
+            town, count=GAP_LOAD, now=jump.gap_due_registered, rng=run.rng, tag="到期在假期"
         )
         reminder_cases = disputes_register(
-            town, count=60, now=cluster.clock.now(), rng=run.rng, tag="提醒在假期"
+            town, count=GAP_LOAD, now=cluster.clock.now(), rng=run.rng, tag="提醒在假期"
         )
         # In flight when the clock jumps: overdue before the jump already.
-        disputes_register(town, count=60, now=jump.overdue_registered, rng=run.rng, tag="超期")
-        wait_deliveries_flowing(cluster, since=since)
+        disputes_register(
+            town, count=GAP_LOAD, now=jump.overdue_registered, rng=run.rng, tag="超期"
+        )
+        run.wait_flowing(since)
         pause = run.random_pause()
         fault_at = time.monotonic()
         cluster.mark_fault()
         cluster.clock.set(jump.after)
         jumped_at = cluster.clock.now()
+        # Drained: every gap reminder has been claimed (committed), so every digest exists.
         drained = wait_drained(cluster, timeout=90)
-        wait_quiescent(cluster, timeout=60)
         recovery = time.monotonic() - fault_at
 
         # Every clock that fell due in the gap escalated exactly once, after the jump.
@@ -413,7 +444,9 @@ def test_clock_jumps_over_a_weekend_and_a_holiday(cluster_factory):
 
         # Reminders that fell due in the gap went out as one digest per recipient, no burst.
         gap_reminders = Reminder.objects.filter(send_at__gt=jump.before, send_at__lte=jump.after)
-        assert gap_reminders.count() >= 60, f"{jump.name}: only {gap_reminders.count()} reminders"
+        assert gap_reminders.count() >= GAP_LOAD, (
+            f"{jump.name}: only {gap_reminders.count()} reminders"
+        )
         not_digested = list(
             gap_reminders.exclude(status="sent", digested=True).values_list(
                 "id", "status", "digested"
@@ -450,7 +483,9 @@ def test_clock_jumps_over_a_weekend_and_a_holiday(cluster_factory):
                 "recovery_s": round(recovery, 1),
                 "drain_s": round(drained, 1),
                 **_p(probe),
+                "round_s": round(time.monotonic() - run.round_started, 1),
             }
         )
+    wait_quiescent(cluster, timeout=60)
     report = assert_invariants(cluster, duplicate_window=None)
     run.report(report)

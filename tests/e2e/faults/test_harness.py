@@ -20,7 +20,13 @@ import pytest
 
 from mediation.core import clock as core_clock
 from mediation.core.clock import SHANGHAI
-from tests.e2e.faults.harness import FakeClock, disputes_register, township_create, wait_until
+from tests.e2e.faults.harness import (
+    FakeClock,
+    check_invariants,
+    disputes_register,
+    township_create,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(120)]
 
@@ -164,3 +170,54 @@ def test_backdated_registrations_give_overdue_triage_clocks_quickly(cluster_fact
     assert all(c.due_at < cluster.clock.now() for c in clocks)
     print(f"\n[faults] 60 registrations took {elapsed:.2f}s")
     assert elapsed < 15
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_invariant_checker_flags_what_it_should(cluster_factory, settings):
+    """In-process sweep and delivery into the real sinks: the checker passes a clean run,
+    flags an unescalated overdue clock and a stuck delivery, and tolerates a raw duplicate at
+    a sink only when a fault was injected just before its first copy arrived."""
+    from mediation.escalation.sweeps import sweep_run
+    from mediation.notifications.models import Delivery
+    from mediation.notifications.services import deliveries_deliver, deliveries_dispatch
+
+    cluster = cluster_factory()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", cluster.smtp.port
+    town = township_create(webhook=cluster.webhook)
+    cluster.clock.set(dt.datetime(2026, 3, 11, 10, 0, tzinfo=SHANGHAI))
+    monday = dt.datetime(2026, 3, 9, 10, 0, tzinfo=SHANGHAI)
+    disputes_register(town, count=3, now=monday, rng=random.Random(5))
+
+    before = check_invariants(cluster)
+    assert any("without a level-1 escalation" in v for v in before.violations)
+
+    now = cluster.clock.now()
+    sweep_run(now=now, trigger="selftest")
+    ids = deliveries_dispatch(now=now, limit=100)
+    deliveries_deliver(ids, worker="selftest", clock=cluster.clock.now)
+    clean = check_invariants(cluster)
+    assert clean.violations == []
+    assert clean.stats["escalations"] == 3
+    assert clean.stats["email_distinct_keys"] == clean.stats["email_sent_rows"] > 0
+    assert clean.stats["webhook_distinct_keys"] == clean.stats["webhook_sent_rows"] > 0
+
+    first = cluster.smtp.records()[0]
+    resend = EmailMessage()
+    resend["From"], resend["To"], resend["Subject"] = "m@localhost", first["to"][0], "dup"
+    resend["Message-ID"] = first["message_id"]
+    resend["X-Idempotency-Key"] = first["key"]
+    resend.set_content("dup")
+    with smtplib.SMTP("127.0.0.1", cluster.smtp.port, timeout=5) as smtp:
+        smtp.send_message(resend)
+    dup = check_invariants(cluster, duplicate_window=2.0)
+    assert any("more than once without a kill" in v for v in dup.violations)
+    cluster.fault_times.append(first["t"] + 0.5)  # as if a kill had landed right after it
+    assert check_invariants(cluster, duplicate_window=2.0).violations == []
+    assert check_invariants(cluster, duplicate_window=2.0).stats["raw_duplicates"] == 1
+
+    Delivery.objects.filter(pk=ids[0]).update(
+        status="sending", lease_until=now - dt.timedelta(minutes=1)
+    )
+    stuck = check_invariants(cluster, duplicate_window=2.0)
+    assert any("'sending' with an expired lease" in v for v in stuck.violations)

@@ -150,7 +150,10 @@ def test_json_that_cannot_be_stored_is_400_parse_error(mediator, mediating, raw)
         ({"reason": "x", "extra_days": 10, "parties_consented": True, "colour": "red"}, "colour"),
         ({"reason": "x", "extra_days": 91, "parties_consented": True}, "extra_days"),
         ({"reason": "x", "extra_days": 10}, "parties_consented"),
-        ({"reason": "x", "extra_days": 10, "parties_consented": True, "expected_version": "v"}, "expected_version"),
+        (
+            {"reason": "x", "extra_days": 10, "parties_consented": True, "expected_version": "v"},
+            "expected_version",
+        ),
     ],
 )
 def test_wrong_step_data_is_400_naming_the_field_and_changes_nothing(
@@ -200,7 +203,9 @@ def test_a_token_from_the_token_endpoint_authenticates(api, mediator, mediating)
     mediator.save()
 
     issued = api.post(
-        "/api/auth/token/", {"username": mediator.username, "password": "s3cret-pass"}, format="json"
+        "/api/auth/token/",
+        {"username": mediator.username, "password": "s3cret-pass"},
+        format="json",
     )
     api.credentials(HTTP_AUTHORIZATION=f"Token {issued.json()['token']}")
     listed = api.get("/api/cases/")

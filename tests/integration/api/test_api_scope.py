@@ -259,7 +259,9 @@ def test_revealing_an_id_number_requires_the_permission(township, now):
     user = staff(township.centre, Role.SUPERVISOR)
 
     response = client_for(user).post(
-        f"/api/cases/{case.pk}/parties/{party_id}/reveal/", {"purpose": "制作调解协议书"}, format="json"
+        f"/api/cases/{case.pk}/parties/{party_id}/reveal/",
+        {"purpose": "制作调解协议书"},
+        format="json",
     )
 
     assert response.status_code == 403
@@ -273,7 +275,9 @@ def test_revealing_an_id_number_logs_exactly_one_row(township, now):
     user = grant_reveal(staff(township.centre, Role.SUPERVISOR))
 
     response = client_for(user).post(
-        f"/api/cases/{case.pk}/parties/{party_id}/reveal/", {"purpose": "制作调解协议书"}, format="json"
+        f"/api/cases/{case.pk}/parties/{party_id}/reveal/",
+        {"purpose": "制作调解协议书"},
+        format="json",
     )
 
     assert response.status_code == 200
@@ -293,7 +297,9 @@ def test_revealing_needs_a_purpose_and_logs_nothing_without_one(township, now):
     user = grant_reveal(staff(township.centre, Role.SUPERVISOR))
 
     response = client_for(user).post(
-        f"/api/cases/{case.pk}/parties/{first_party_id(case)}/reveal/", {"purpose": ""}, format="json"
+        f"/api/cases/{case.pk}/parties/{first_party_id(case)}/reveal/",
+        {"purpose": ""},
+        format="json",
     )
 
     assert response.status_code == 400

@@ -162,7 +162,9 @@ def listed(township, now):
     labour = Category.objects.get(code="LDZY")
     return {
         # Registered two weeks ago: its one-working-day triage clock is overdue.
-        "overdue": register_dispute(township, now=earlier, title="拖欠工资纠纷", category_id=labour.pk),
+        "overdue": register_dispute(
+            township, now=earlier, title="拖欠工资纠纷", category_id=labour.pk
+        ),
         # Registered now: triage due tomorrow, the next working day.
         "fresh": register_dispute(township, now=now, title="邻里噪音纠纷"),
         # Mediating since today: the 30-day period ends on 2026-04-10 (21 working days).
@@ -320,7 +322,11 @@ def test_transitions_list_the_users_possible_steps_with_their_form_fields(townsh
         "withdraw",
     ]
     extend = next(t for t in body["transitions"] if t["name"] == "extend")
-    assert (extend["label"], extend["target"], extend["target_label"]) == ("延期", "extended", "延期")
+    assert (extend["label"], extend["target"], extend["target_label"]) == (
+        "延期",
+        "extended",
+        "延期",
+    )
     fields = {f["name"]: f for f in extend["fields"]}
     assert list(fields) == ["note", "reason", "extra_days", "parties_consented"]
     assert (fields["extra_days"]["type"], fields["extra_days"]["min_value"]) == ("integer", 1)
@@ -359,7 +365,11 @@ def test_a_dispute_walks_from_registration_to_closure_through_the_api(township, 
         (
             committee,
             "record_agreement",
-            {"form": "written", "text": "李四于三月底前退让界桩。", "performance_due_on": "2026-03-31"},
+            {
+                "form": "written",
+                "text": "李四于三月底前退让界桩。",
+                "performance_due_on": "2026-03-31",
+            },
         ),
         (committee, "monitor_performance", {}),
         (committee, "close_resolved", {"performed": True, "satisfaction": "satisfied"}),
@@ -496,7 +506,14 @@ def test_an_overdue_clock_counts_working_days_past_due_as_negative(township, now
         ["petition.notify", "2026-01-20"],
         ["dispute.medical", "2026-09-25"],
         ["dispute.mediate", "2026-04-01", "--pause", "2026-04-03:2026-04-09"],
-        ["petition.rereview", "2026-05-01", "--pause", "2026-05-06:2026-05-08", "--pause", "2026-05-20:2026-05-21"],
+        [
+            "petition.rereview",
+            "2026-05-01",
+            "--pause",
+            "2026-05-06:2026-05-08",
+            "--pause",
+            "2026-05-20:2026-05-21",
+        ],
     ],
 )
 def test_deadline_compute_gives_the_same_json_as_the_command(admin_user, args):
@@ -513,7 +530,9 @@ def test_deadline_compute_gives_the_same_json_as_the_command(admin_user, args):
 
 
 def test_deadline_compute_refuses_a_malformed_start_date(admin_user):
-    response = client_for(admin_user).get("/api/deadlines/compute/?rule=petition.notify&start=2026-2-30")
+    response = client_for(admin_user).get(
+        "/api/deadlines/compute/?rule=petition.notify&start=2026-2-30"
+    )
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
@@ -544,9 +563,10 @@ def test_categories_filter_by_what_they_apply_to(township):
 
     assert response.status_code == 200
     assert {c["applies_to"] for c in response.json()["results"]} <= {"petition", "both"}
-    assert response.json()["count"] == Category.objects.filter(
-        applies_to__in=["petition", "both"]
-    ).count()
+    assert (
+        response.json()["count"]
+        == Category.objects.filter(applies_to__in=["petition", "both"]).count()
+    )
 
 
 def test_channels_are_listed(township):

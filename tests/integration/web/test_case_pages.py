@@ -301,9 +301,7 @@ def test_referral_inbox_lists_cases_waiting_for_my_agency_with_their_ack_clock(
     case = dispute_in_state("assigned", township=township, now=now)
 
     response = login(mediator).get(reverse("web:referrals"))
-    other = login(staff(township.police_station, Role.POLICE_OFFICER)).get(
-        reverse("web:referrals")
-    )
+    other = login(staff(township.police_station, Role.POLICE_OFFICER)).get(reverse("web:referrals"))
 
     html = response.content.decode()
     assert response.status_code == 200
@@ -346,3 +344,47 @@ def test_after_the_case_leaves_my_scope_i_land_on_the_agency_list(
     assert petition.holder_agency_id == township.county_petition_bureau.pk
     assert response.status_code == 302
     assert response["Location"] == reverse("web:cases_agency")
+
+
+# Services beside the transitions ---------------------------------------------------------------
+
+
+def test_a_rereview_hearing_pauses_and_resumes_the_clock_from_the_case_page(
+    login, township, now, set_now
+):
+    petition = petition_in_state("under_rereview", township=township, now=now)
+    officer = staff(petition.holder_agency, Role.PETITION_OFFICER)
+    client = login(officer)
+    url = reverse("web:clock_pause", args=[petition.pk, "petition.rereview", "pause"])
+
+    page = client.get(reverse("web:case_detail", args=[petition.pk]))
+    set_now(now + dt.timedelta(days=2))
+    client.post(url, {"reason": "组织听证", "on": "2026-03-12"})
+    paused = petition.clocks.get(rule_code="petition.rereview")
+    set_now(now + dt.timedelta(days=5))
+    client.post(
+        reverse("web:clock_pause", args=[petition.pk, "petition.rereview", "resume"]),
+        {"on": "2026-03-15"},
+    )
+    resumed = petition.clocks.get(rule_code="petition.rereview")
+
+    assert "暂停计算（听证时间不计入）" in page.content.decode()
+    assert paused.status == "paused"
+    assert resumed.status == "running"
+    assert resumed.paused_days == 3  # 03-12 to 03-14: the resume day counts again
+
+
+def test_a_petition_in_handling_is_referred_to_people_s_mediation(
+    login, township, now, petition_officer
+):
+    petition = petition_in_state("handling", township=township, now=now)
+
+    response = login(petition_officer).post(
+        reverse("web:refer_mediation", args=[petition.pk]),
+        {"to_agency": township.committee.pk, "note": "双方同意调解"},
+        follow=True,
+    )
+
+    dispute = Case.objects.get(spawned_from=petition)
+    assert "已转人民调解" in response.content.decode()
+    assert dispute.referrals.get().to_agency_id == township.committee.pk

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,12 +55,13 @@ from mediation.cases.services import (
 )
 from mediation.core import clock as system_clock
 from mediation.core.clock import SHANGHAI, local_date
+from mediation.core.errors import DomainError
 from mediation.deadlines.models import Clock, ClockStatus
 from mediation.parties import idnumbers
 
-PASSWORD = "demo12345"
+PASSWORD = "demo12345"  # noqa: S105 (the published demo password)
 REGION_CODE = "411003"  # 许昌市建安区 (GB/T 2260)
-MAX_AGE_DAYS = 118  # cases were received 1–120 days ago
+MAX_AGE_DAYS = 116  # registered ≤ 117 days ago; letters may arrive up to 3 days before
 DEMO_GROUP = "演示办案人员"
 
 K, L = AgencyKind, AgencyLevel
@@ -133,6 +135,7 @@ AGENCIES: tuple[tuple[str, str, str, str, str | None, str], ...] = (
     ("jgc-v-gj", "郭集村人民调解委员会", K.MEDIATION_COMMITTEE, L.VILLAGE, "jgc-tjwyh", "郭集村"),
 )
 DEMO_AGENCY_CODES = tuple(a[0] for a in AGENCIES)
+TOWNSHIP_CODE = "jgc-pab"
 
 # username, display name, role, agency code, is the agency's head
 USERS: tuple[tuple[str, str, str, str, bool], ...] = (
@@ -159,10 +162,22 @@ USER_NOTES = {
     "tiaojie4": "镇调委会调解员",
     "sifa1": "司法所所长：登记、研判、调解",
     "jingcha1": "派出所：警调对接登记",
-    "shuji1": "人民法庭：诉调对接登记",
+    "shuji1": "人民法庭：诉调对接登记、录入司法确认裁定",
     "xinfang1": "镇信访办：登记、受理、办理信访事项",
     "xinfang2": "区信访局：转送交办、复查",
 }
+_AGENCY_NAMES = {code: name for code, name, *_rest in AGENCIES}
+# Read by mediation/devserver.py for its start-up banner.
+DEMO_LOGINS: tuple[dict[str, str], ...] = tuple(
+    {
+        "username": username,
+        "password": PASSWORD,
+        "name": display_name,
+        "agency": _AGENCY_NAMES[agency_code],
+        "use": USER_NOTES[username],
+    }
+    for username, display_name, _role, agency_code, _head in USERS
+)
 # Everyone may open the admin for now: view the case files, register cases through the
 # services. Transitions are governed by role and agency (mediation.cases.permissions).
 GROUP_PERMISSIONS = (
@@ -222,14 +237,21 @@ SURNAMES = (
     "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶"
     "程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏付方白邹孟熊秦邱江尹薛闫段雷侯史陶贺顾毛郝"
 )
-MALE_GIVEN = (
+MALE_GIVEN = (  # noqa: SIM905 (a word list reads better as one string)
     "建国 建军 国强 志强 德明 春生 红旗 卫东 铁柱 宝山 海涛 永刚 振华 文斌 俊杰 晓东 伟 磊 军 勇 "
     "刚 超 鹏 浩然 子豪 宇航 金锁 长顺 福来 新民 保国 向阳 立功 满仓 二虎 书亮 庆丰"
 ).split()
-FEMALE_GIVEN = (
+FEMALE_GIVEN = (  # noqa: SIM905
     "秀英 桂兰 玉梅 秀兰 凤英 淑珍 春花 红霞 丽娟 海燕 艳 静 敏 芳 娟 霞 丽 雪梅 晓燕 思雨 "
     "雨涵 欣怡 梦瑶 巧云 爱华 月娥 翠萍 美玲 金凤 玉兰"
 ).split()
+
+
+def mobile(rng: random.Random) -> str:
+    """A mainland mobile number of the 13x/15x ranges."""
+    prefix = rng.choice(("13", "15"))
+    third = rng.choice("0123456789" if prefix == "13" else "012356789")
+    return f"{prefix}{third}{rng.randint(0, 99_999_999):08d}"
 
 
 @dataclass
@@ -523,8 +545,9 @@ PETITION_TEXTS: tuple[PetitionText, ...] = (
     PetitionText(
         "P-JJJC",
         "accusation",
-        "{a}举报{v}村干部在集体土地发包中优亲厚友问题",
-        "{a}举报{v}村干部在集体机动地发包时未经村民代表会议，将土地低价发包给亲属。",
+        # 检举控告: the accuser's name stays out of the title and summary (Art 30 ¶3).
+        "群众举报{v}村干部在集体土地发包中优亲厚友问题",
+        "信访人举报{v}村干部在集体机动地发包时未经村民代表会议，将土地低价发包给亲属。",
         "经调查，该地块发包确未履行民主程序，已责令重新公开发包，对相关村干部进行诫勉谈话。",
         accusation=True,
     ),
@@ -666,6 +689,7 @@ TAIL_DAYS: dict[str, tuple[float, float]] = {
     "p:under_rereview": (1, 40),
 }
 TERMINAL_TAIL = (0.5, 60)
+OVERDUE_EXAMPLE = (CaseKind.PETITION, PetitionState.HANDLING)
 
 # Plans ---------------------------------------------------------------------------------------
 
@@ -702,6 +726,7 @@ class Plan:
     tail: float
     extra: dict[str, Any] = field(default_factory=dict)
     child_moves: list[Move] = field(default_factory=list)
+    child_tail: float = 0.0
     times: list[dt.datetime] = field(default_factory=list)
 
 
@@ -735,9 +760,7 @@ class DemoBuilder:
             if number not in self.used_ids:
                 self.used_ids.add(number)
                 break
-        prefix = rng.choice(("13", "15"))
-        third = rng.choice("0123456789" if prefix == "13" else "012356789")
-        phone = f"{prefix}{third}{rng.randint(0, 99_999_999):08d}"
+        phone = mobile(rng)
         if village.endswith("社区"):
             address = f"河南省许昌市建安区将官池镇{village}{rng.randint(1, 12)}号楼"
         else:
@@ -994,7 +1017,8 @@ class DemoBuilder:
             moves.append(Move(mediator, "apply_confirmation", (1, 15), self.confirmation_data))
             if target == S.CONFIRMATION_PENDING:
                 return moves
-            moves.append(Move(mediator, "confirm", (3, 14), self.ruling_data))
+            # The clerk of the court the parties applied to records its ruling.
+            moves.append(Move("shuji1", "confirm", (3, 14), self.ruling_data))
         else:
             moves.append(Move(mediator, "monitor_performance", (0, 2)))
         if target == S.PERFORMANCE_MONITORING:
@@ -1019,7 +1043,7 @@ class DemoBuilder:
                 Move(mediator, "record_agreement", (3, 20), self.agreement_data),
                 Move(mediator, "apply_confirmation", (1, 10), self.confirmation_data),
                 Move(
-                    mediator,
+                    "shuji1",
                     "reject_confirmation_fail",
                     (3, 12),
                     lambda s: {"reason": "人民法庭裁定驳回司法确认申请，当事人决定起诉。"},
@@ -1210,6 +1234,7 @@ class DemoBuilder:
                 )
             )
             plan.child_moves = self.child_dispute_moves()
+            plan.child_tail = rng.uniform(0.5, 20)
         if target == P.HANDLING:
             return moves
         if target == P.EXTENDED or (target in (P.OPINION_ISSUED, P.CLOSED) and rng.random() < 0.1):
@@ -1309,7 +1334,10 @@ class DemoBuilder:
                 text = "经复查，原处理意见认定事实清楚，处理恰当，予以维持。"
             else:
                 result = rng.choice(("explain", "not_support"))
-                text = "经复核，维持复查意见。本意见为复核意见，信访人就同一事实和理由再次提出的，不再受理。"
+                text = (
+                    "经复核，维持复查意见。本意见为复核意见，"
+                    "信访人就同一事实和理由再次提出的，不再受理。"
+                )
             return {"result": result, "text": text, "served_on": s.today.isoformat()}
 
         return data
@@ -1319,29 +1347,33 @@ class DemoBuilder:
     def schedule(
         self, moves: list[Move], tail: float, *, start: dt.datetime | None = None
     ) -> list[dt.datetime]:
-        """Times for the start and each move: business hours, strictly increasing, in the past.
+        """Times for the start and each move: strictly increasing and in the past.
 
-        Without `start` the chain is back-dated to end `tail` days before now (at most
-        MAX_AGE_DAYS in all); with `start` (a spawned case) it is squeezed in after it.
+        Without `start` the chain is back-dated to end about `tail` days before now (at most
+        MAX_AGE_DAYS in all) and put in office hours. With `start` (a case spawned at that
+        moment) the moves are squeezed in between `start` and now, so none is ever dropped.
         """
         rng = self.rng
         gaps = [rng.uniform(*m.gap) for m in moves]
-        if start is None:
-            total = sum(gaps) + tail
-            scale = min(1.0, MAX_AGE_DAYS / total) if total > 0 else 1.0
-            gaps = [g * scale for g in gaps]
-            start = self.now - dt.timedelta(days=max(total * scale, 0.05))
-            first = start.astimezone(SHANGHAI).replace(
-                hour=rng.randint(8, 16), minute=rng.randint(0, 59), second=0, microsecond=0
-            )
-        else:
-            room = max((self.now - start).total_seconds() / 86400 - tail, 0.01)
+        if start is not None:
+            available = (self.now - start).total_seconds() / 86400
+            room = max(available - tail, available / 2)
             total = sum(gaps)
             if total > room:
                 gaps = [g * room / total for g in gaps]
-            first = start
-        times = [first]
-        raw = start
+            times = [start]
+            for g in gaps:
+                times.append(times[-1] + max(dt.timedelta(days=g), dt.timedelta(seconds=1)))
+            return times
+        total = sum(gaps) + tail
+        scale = min(1.0, MAX_AGE_DAYS / total) if total > 0 else 1.0
+        gaps = [g * scale for g in gaps]
+        raw = self.now - dt.timedelta(days=max(total * scale, 0.05))
+        times = [
+            raw.astimezone(SHANGHAI).replace(
+                hour=rng.randint(8, 16), minute=rng.randint(0, 59), second=0, microsecond=0
+            )
+        ]
         for g in gaps:
             raw = raw + dt.timedelta(days=g)
             snapped = raw.astimezone(SHANGHAI).replace(
@@ -1350,15 +1382,11 @@ class DemoBuilder:
             if snapped <= times[-1]:
                 snapped = times[-1] + dt.timedelta(minutes=rng.randint(5, 40))
             times.append(snapped)
+        # Office hours may have pushed the last moves past now: pull them back, in order.
         cap = self.now - dt.timedelta(minutes=2)
-        for i in range(len(times) - 1, 0, -1):
+        for i in range(len(times) - 1, -1, -1):
             limit = cap if i == len(times) - 1 else times[i + 1] - dt.timedelta(minutes=1)
             times[i] = min(times[i], limit)
-        times[0] = (
-            min(times[0], times[1] - dt.timedelta(minutes=1))
-            if len(times) > 1
-            else min(times[0], cap)
-        )
         return times
 
     # Execution
@@ -1404,10 +1432,8 @@ class DemoBuilder:
                     note=(move.data(Step(plan, case, today)) if move.data else {}).get("note", ""),
                 )
                 if plan.child_moves:
-                    times = self.schedule(plan.child_moves, self.rng.uniform(0.5, 20), start=at)
-                    # Squeezed after a recent referral, the chain may not fit before now.
-                    fit = [t for t in times[1:] if t > at]
-                    self.run_moves(plan, child, plan.child_moves[: len(fit)], fit)
+                    child_times = self.schedule(plan.child_moves, plan.child_tail, start=at)
+                    self.run_moves(plan, child, plan.child_moves, child_times[1:])
                 case = Case.objects.get(pk=case.pk).as_proxy()
             elif move.name == "pause_clock":
                 live = self.rereview_clock(case)
@@ -1469,12 +1495,16 @@ class DemoBuilder:
                     (CaseKind.PETITION, rng.choices(p_states, list(PETITION_WEIGHTS.values()))[0])
                 )
         out = []
-        for kind, target in targets:
+        for i, (kind, target) in enumerate(targets):
             plan = (
                 self.plan_dispute(target)
                 if kind == CaseKind.DISPUTE
                 else self.plan_petition(target)
             )
+            if i < len(d_states) + len(p_states) and (kind, target) == OVERDUE_EXAMPLE:
+                # One case is certainly overdue, whatever the holidays: handled for 75 days
+                # on a 60-day clock (信访工作条例 Art 34) that no rest-day block stretches by 15.
+                plan.tail = 75.0
             plan.times = self.schedule(plan.moves, plan.tail)
             out.append(plan)
         # Register in date order, so case numbers follow the receipt dates.
@@ -1498,7 +1528,7 @@ class Command(BaseCommand):
             raise CommandError("--cases 不能为负数")
         started = time.monotonic()
         now = system_clock.now()
-        rng = random.Random(seed)
+        rng = random.Random(seed)  # noqa: S311 (demo data, not secrets)
         with transaction.atomic():
             agencies_created = self.load_agencies()
             users_created = self.load_users(rng)
@@ -1507,14 +1537,24 @@ class Command(BaseCommand):
         )
         existing = Case.objects.filter(registering_agency_id__in=demo_ids)
         created = 0
-        if existing.exists():
-            self.stdout.write("演示乡镇已有案件，未新建案件。")
-        elif count:
+        with transaction.atomic():
+            # Two loads at once: the second waits here, then finds the cases and stops.
+            Agency.objects.select_for_update().get(code=TOWNSHIP_CODE)
+            if existing.exists():
+                self.stdout.write("演示乡镇已有案件，未新建案件。")
+                count = 0
             builder = DemoBuilder(rng=rng, now=now)
-            with transaction.atomic():
-                for plan in builder.plans(count):
+            for plan in builder.plans(count):
+                try:
                     builder.execute(plan)
-            created = existing.count()
+                except DomainError as exc:
+                    # Nothing is kept: the whole load is one transaction.
+                    raise CommandError(
+                        f"演示案件生成失败（{plan.kind}→{plan.target}，{plan.texts['title']}）："
+                        f"{exc.message} {exc.details or ''}"
+                    ) from exc
+            if count:
+                created = existing.count()
         self.summary(
             demo_ids=demo_ids,
             agencies_created=agencies_created,
@@ -1558,8 +1598,7 @@ class Command(BaseCommand):
         password_hash = ""
         created = 0
         for username, display_name, role, agency_code, is_head in USERS:
-            prefix = rng.choice(("13", "15"))
-            phone = f"{prefix}{rng.choice('0123456789' if prefix == '13' else '012356789')}{rng.randint(0, 99_999_999):08d}"
+            phone = mobile(rng)
             agency = agencies[agency_code]
             user = User.objects.filter(username=username).first()
             if user is None:
@@ -1598,7 +1637,8 @@ class Command(BaseCommand):
         cases = Case.objects.filter(registering_agency_id__in=demo_ids)
         out.write(
             f"机构：新建 {agencies_created} 个（共 {len(demo_ids)} 个）；"
-            f"用户：新建 {users_created} 个；案件：新建 {cases_created} 件（共 {cases.count()} 件）。"
+            f"用户：新建 {users_created} 个；"
+            f"案件：新建 {cases_created} 件（共 {cases.count()} 件）。"
         )
         for kind, label in CaseKind.choices:
             counts = Counter(cases.filter(kind=kind).values_list("state", flat=True))
@@ -1618,11 +1658,22 @@ class Command(BaseCommand):
         )
         out.write("")
         out.write(f"演示账号（密码均为 {PASSWORD}）：")
-        out.write(f"  {'用户名':<10}{'姓名':<6}{'角色':<10}机构 / 说明")
         roles = dict(Role.choices)
         agency_names = dict(Agency.objects.filter(pk__in=demo_ids).values_list("code", "name"))
-        for username, display_name, role, agency_code, _ in USERS:
-            out.write(
-                f"  {username:<12}{display_name:<6}{roles[role]!s:<10}"
-                f"{agency_names.get(agency_code, '')} / {USER_NOTES[username]}"
-            )
+        rows = [("用户名", "姓名", "角色", "机构", "用途")]
+        rows += [
+            (username, name, str(roles[role]), agency_names.get(code, ""), USER_NOTES[username])
+            for username, name, role, code, _head in USERS
+        ]
+        widths = [max(_width(row[i]) for row in rows) for i in range(4)]
+        for row in rows:
+            cells = [_pad(cell, widths[i]) for i, cell in enumerate(row[:4])]
+            out.write("  " + "  ".join([*cells, row[4]]))
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
