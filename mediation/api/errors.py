@@ -111,10 +111,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         details = exc.detail
     elif isinstance(exc, exceptions.ParseError):
         details = {"body": [str(exc.detail)]}
-    elif isinstance(exc, exceptions.Throttled):
-        if exc.wait is not None:
-            headers["Retry-After"] = "%d" % exc.wait
-            details = {"retry_after": int(exc.wait)}
+    elif isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait))
+        details = {"retry_after": int(exc.wait)}
     if code not in MESSAGES:
         code = "error"
     set_rollback()

@@ -9,6 +9,10 @@ from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 
 
+def _positive(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 0 < len(text) <= 9 and int(text) > 0
+
+
 class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
@@ -18,13 +22,10 @@ class Pagination(PageNumberPagination):
         # A page that is not a positive integer is bad input (400); a page past the end is
         # a missing resource (404, DRF's behaviour).
         raw = request.query_params.get(self.page_query_param)
-        if raw is not None and raw not in self.last_page_strings:
-            if not (raw.isascii() and raw.isdigit() and 0 < len(raw) <= 9 and int(raw) > 0):
-                raise serializers.ValidationError({self.page_query_param: [_("页码须为正整数。")]})
+        if raw is not None and raw not in self.last_page_strings and not _positive(raw):
+            raise serializers.ValidationError({self.page_query_param: [_("页码须为正整数。")]})
         raw_size = request.query_params.get(self.page_size_query_param)
-        if raw_size is not None and not (
-            raw_size.isascii() and raw_size.isdigit() and 0 < len(raw_size) <= 9 and int(raw_size)
-        ):
+        if raw_size is not None and not _positive(raw_size):
             raise serializers.ValidationError(
                 {self.page_size_query_param: [_("每页条数须为正整数。")]}
             )

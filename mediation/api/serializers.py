@@ -627,7 +627,9 @@ class IsoDateText(serializers.CharField):
     """A date kept as text: `policy.parse_date` checks it, exactly as the command does."""
 
 
-@extend_schema_field({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}:[0-9]{4}-[0-9]{2}-[0-9]{2}$"})
+@extend_schema_field(
+    {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}:[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+)
 class PauseText(serializers.CharField):
     """`FROM:TO`, checked by `policy.parse_pause`."""
 

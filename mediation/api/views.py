@@ -547,14 +547,11 @@ def _escalation_relations(qs: QuerySet[Escalation]) -> QuerySet[Escalation]:
 
 
 def _visible_escalation(request: Request, pk: int) -> Escalation:
-    escalation = (
-        _escalation_relations(
-            Escalation.objects.filter(
-                pk=_check_id(pk), case__in=cases_visible_to(request.user).values("pk")
-            )
+    escalation = _escalation_relations(
+        Escalation.objects.filter(
+            pk=_check_id(pk), case__in=cases_visible_to(request.user).values("pk")
         )
-        .first()
-    )
+    ).first()
     if escalation is None:
         raise NotFound(_("督办记录不存在。"))
     return escalation

@@ -207,6 +207,14 @@ def test_dispute_from_registration_to_agreement(browser, live_server, clock_file
     _shot(mobile, "07_case_phone")
     mobile.goto(f"{base}/cases/mine/")
     _shot(mobile, "08_my_cases_phone")
+    # The language switch turns the pages into English and back.
+    mobile.click(".langswitch button[value=en]")
+    mobile.wait_for_load_state()
+    assert "My cases" in mobile.content()
+    _shot(mobile, "08b_my_cases_phone_english", full_page=False)
+    mobile.click(".langswitch button[value=zh-hans]")
+    mobile.wait_for_load_state()
+    assert "我的案件" in mobile.content()
     phone.close()
     context.close()
 
@@ -238,6 +246,14 @@ def test_supervisor_acknowledges_an_overdue_case_from_the_queue(
     sweep_run(now=now + dt.timedelta(seconds=1), trigger="e2e")
     page.wait_for_selector(f"#queue >> text={later.number}", timeout=25_000)
     _shot(page, "09_supervision_queue")
+    with page.expect_popup() as popup:
+        page.click(f"tr[data-escalation='{escalation.pk}'] >> text=督办单")
+    notice = popup.value
+    notice.wait_for_load_state()
+    assert "督 办 单" in notice.content()
+    assert overdue.number in notice.content()
+    _shot(notice, "09b_supervision_notice_print")
+    notice.close()
 
     page.click(f"tr[data-escalation='{escalation.pk}'] >> button:has-text('签收')")
     page.wait_for_load_state()

@@ -14,7 +14,6 @@ detaches that handler for the duration (as Django's own test client does).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys

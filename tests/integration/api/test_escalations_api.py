@@ -65,7 +65,9 @@ def test_the_head_sees_the_escalation_in_their_queue(escalated, head, other_town
 def test_acknowledging_twice_is_a_409(escalated, head):
     client = client_for(head)
 
-    first = client.post(f"/api/escalations/{escalated.pk}/acknowledge/", {"note": "已签收"}, format="json")
+    first = client.post(
+        f"/api/escalations/{escalated.pk}/acknowledge/", {"note": "已签收"}, format="json"
+    )
     second = client.post(f"/api/escalations/{escalated.pk}/acknowledge/", {}, format="json")
 
     assert first.status_code == 200
@@ -134,9 +136,7 @@ def test_reassigning_away_still_answers_the_actor(escalated, township, head):
     assert client_for(head).get(f"/api/cases/{escalated.case_id}/").status_code == 404
 
 
-def test_a_supervision_note_reaches_the_assignees_inbox_and_can_be_marked_read(
-    escalated, township
-):
+def test_a_supervision_note_reaches_the_assignees_inbox_and_can_be_marked_read(escalated, township):
     supervisor = client_for(staff(township.centre, Role.SUPERVISOR))
     assignee = Case.objects.get(pk=escalated.case_id).assignee
     inbox = client_for(assignee)

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -50,6 +51,20 @@ def test_login_page_is_in_chinese_and_logs_in(client, mediator):
     assert "工作人员登录" in page.content.decode()
     assert response.status_code == 302
     assert response["Location"] == "/"
+
+
+@override_settings(AXES_ENABLED=True, AXES_FAILURE_LIMIT=3)
+def test_the_login_page_is_throttled_by_axes(client, mediator):
+    mediator.set_password("tiaojie-2026")
+    mediator.save()
+    for _ in range(3):
+        client.post("/accounts/login/", {"username": mediator.username, "password": "wrong"})
+
+    response = client.post(
+        "/accounts/login/", {"username": mediator.username, "password": "tiaojie-2026"}
+    )
+
+    assert response.status_code == 429
 
 
 def test_pages_redirect_anonymous_users_to_the_login(client):
