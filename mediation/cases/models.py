@@ -81,6 +81,9 @@ class CaseNumberSequence(models.Model):
             models.UniqueConstraint(fields=["agency", "year", "kind"], name="case_seq_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.agency_id}/{self.year}/{self.kind}: {self.last_value}"
+
 
 class RiskLevel(models.TextChoices):
     LOW = "low", _("低")
@@ -782,6 +785,9 @@ class CaseParty(models.Model):
             models.UniqueConstraint(fields=["case", "party", "role"], name="case_party_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} {self.party}"
+
 
 class ReferralKind(models.TextChoices):
     POLICE_MEDIATION = "police_mediation", _("警调对接")
@@ -842,6 +848,9 @@ class Referral(models.Model):
             models.Index(fields=["to_agency", "status"], name="referral_inbox_idx"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} → {self.to_agency}（{self.get_status_display()}）"
+
 
 class Custody(models.Model):
     """Who held the case when."""
@@ -860,6 +869,9 @@ class Custody(models.Model):
                 fields=["case"], condition=models.Q(ended_at__isnull=True), name="custody_one_open"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.agency} {self.started_at:%Y-%m-%d}"
 
 
 class AgreementForm(models.TextChoices):
@@ -885,6 +897,9 @@ class Agreement(models.Model):
         verbose_name = _("调解协议")
         verbose_name_plural = _("调解协议")
         ordering = ["recorded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_form_display()} {self.effective_on}"
 
 
 class OpinionStage(models.TextChoices):
@@ -920,6 +935,9 @@ class Opinion(models.Model):
         verbose_name_plural = _("意见书")
         ordering = ["issued_at"]
 
+    def __str__(self) -> str:
+        return f"{self.get_stage_display()}（{self.get_result_display()}）{self.served_on}"
+
 
 class Extension(models.Model):
     """延期: approver and reason (信访 Art 34) or both parties' consent (mediation)."""
@@ -945,6 +963,9 @@ class Extension(models.Model):
         verbose_name = _("延期")
         verbose_name_plural = _("延期")
         ordering = ["recorded_at"]
+
+    def __str__(self) -> str:
+        return f"延期 {self.extra_days} 日"
 
 
 class ImmutableQuerySet(models.QuerySet["CaseEvent"]):
@@ -986,6 +1007,9 @@ class CaseEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["case", "version"], name="case_event_one_per_version"),
         ]
+
+    def __str__(self) -> str:
+        return f"#{self.version} {self.transition} {self.from_state}→{self.to_state}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:

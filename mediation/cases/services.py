@@ -58,6 +58,7 @@ class PartyInput:
     id_number: str | None = None
     phone: str = ""
     address: str = ""
+    kind: str = "person"
 
 
 # Case numbers -------------------------------------------------------------------------------
@@ -97,6 +98,7 @@ def _attach_parties(case: Case, parties: Iterable[PartyInput], *, today: dt.date
             id_number=p.id_number or None,
             phone=p.phone,
             address=p.address,
+            kind=p.kind,
             today=today,
         )
         CaseParty.objects.create(case=case, party=party, role=p.role)

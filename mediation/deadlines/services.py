@@ -133,7 +133,7 @@ def clock_resume(
 
 def clocks_live_for(*, case_id: int) -> list[Clock]:
     return list(
-        Clock.objects.filter(case_id=case_id, status__in=[ClockStatus.RUNNING, ClockStatus.PAUSED])
-        .prefetch_related("pauses")
-        .order_by("id")
+        Clock.objects.filter(
+            case_id=case_id, status__in=[ClockStatus.RUNNING, ClockStatus.PAUSED]
+        ).order_by("id")
     )

@@ -14,6 +14,7 @@ detaches that handler for the duration (as Django's own test client does).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -39,7 +40,9 @@ from schemathesis.checks import not_a_server_error
 from mediation.accounts.models import Role, User
 from mediation.agencies.models import Agency
 from mediation.cases.models import CaseParty, Category, Channel
-from tests.factories.accounts import staff
+from mediation.escalation.models import Escalation
+from mediation.escalation.sweeps import sweep_run
+from tests.factories.accounts import head_of, staff
 from tests.factories.agencies import township_tree
 from tests.factories.cases import dispute_in_state, petition_in_state
 from tests.integration.api.conftest import grant_reveal
@@ -102,7 +105,13 @@ class Pools:
     def fold(self, case: Any) -> None:
         path = case.operation.path
         if case.path_parameters:
-            ids = "agencies" if path.startswith("/api/agencies/") else "cases"
+            ids = "cases"
+            for prefix, pool in (
+                ("/api/agencies/", "agencies"),
+                ("/api/escalations/", "escalations"),
+            ):
+                if path.startswith(prefix):
+                    ids = pool
             self._fold(case.path_parameters, {"id": ids, "party_id": "parties"})
         if case.query:
             self._fold(
@@ -144,18 +153,23 @@ def wsgi_app() -> Iterator[WSGIHandler]:
 
 @pytest.fixture
 def fuzz_world(now) -> tuple[dict[str, str], Pools]:
-    """A county supervisor (who may reveal ID numbers) and cases in many states."""
+    """A county supervisor (who may reveal ID numbers) and cases in many states, registered
+    ten days ago so that the engine's sweep at `now` has escalated their overdue clocks."""
     township = township_tree()
     elsewhere = township_tree()
+    earlier = now - dt.timedelta(days=10)
+    for agency in (township.centre, township.committee, township.petition_office):
+        head_of(agency)
     cases = [
-        dispute_in_state(state, township=township, now=now)
+        dispute_in_state(state, township=township, now=earlier)
         for state in ("registered", "triaged", "assigned", "mediating", "agreement_reached")
     ]
     cases += [
-        petition_in_state(state, township=township, now=now)
+        petition_in_state(state, township=township, now=earlier)
         for state in ("received", "registered", "handling", "opinion_issued")
     ]
-    cases.append(dispute_in_state("mediating", township=elsewhere, now=now))  # out of scope
+    cases.append(dispute_in_state("mediating", township=elsewhere, now=earlier))  # not visible
+    sweep_run(now=now, trigger="test")
     supervisor = grant_reveal(staff(township.county_centre, Role.SUPERVISOR))
     token = Token.objects.create(user=supervisor)
     pools = Pools(
@@ -165,7 +179,9 @@ def fuzz_world(now) -> tuple[dict[str, str], Pools]:
         categories=list(Category.objects.values_list("pk", flat=True)),
         channels=list(Channel.objects.values_list("pk", flat=True)),
         users=list(User.objects.values_list("pk", flat=True)),
+        escalations=list(Escalation.objects.values_list("pk", flat=True)),
     )
+    assert pools.pools["escalations"]
     return {"Authorization": f"Token {token.key}"}, pools
 
 
