@@ -111,6 +111,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         details = exc.detail
     elif isinstance(exc, exceptions.ParseError):
         details = {"body": [str(exc.detail)]}
+    elif isinstance(exc, exceptions.PermissionDenied) and exc.detail != exc.default_detail:
+        details = {"reason": [str(exc.detail)]}  # e.g. "CSRF Failed: ..." for sessions
     elif isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         headers["Retry-After"] = str(int(exc.wait))
         details = {"retry_after": int(exc.wait)}

@@ -278,6 +278,8 @@ class Case(ConcurrentTransitionMixin, models.Model):
         indexes = [
             models.Index(fields=["holder_agency", "state"], name="case_holder_state_idx"),
             models.Index(fields=["kind", "state"], name="case_kind_state_idx"),
+            # Statistics filter by registration date range.
+            models.Index(fields=["registered_at"], name="case_registered_at_idx"),
         ]
 
     def __str__(self) -> str:
@@ -1007,6 +1009,7 @@ class CaseEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["case", "version"], name="case_event_one_per_version"),
         ]
+        indexes = [models.Index(fields=["at"], name="case_event_at_idx")]
 
     def __str__(self) -> str:
         return f"#{self.version} {self.transition} {self.from_state}→{self.to_state}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from mediation.accounts.models import Role, User
@@ -109,6 +110,11 @@ class AcceptDisputeForm(StepForm):
 
     def clean_accepted_on(self) -> dt.date:
         return self.clean_not_future("accepted_on") or self.today
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["assignee"]
+        field.queryset = field.queryset.filter(agency_id=self.actor.agency_id)
 
     def clean_assignee(self) -> User | None:
         user = self.cleaned_data.get("assignee")
@@ -310,6 +316,14 @@ class ExtendPetitionForm(StepForm):
         label=_("批准人（机关负责人）"), queryset=User.objects.filter(is_active=True)
     )
     petitioner_notified_on = forms.DateField(label=_("告知信访人延期理由日期"))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["approver"]
+        holder = self.case.holder_agency
+        field.queryset = field.queryset.filter(
+            models.Q(agency_id=holder.pk) | models.Q(pk=holder.head_id)
+        )
 
     def clean_approver(self) -> User:
         user = self.cleaned_data["approver"]

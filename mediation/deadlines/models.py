@@ -50,6 +50,12 @@ class Clock(models.Model):
                 condition=models.Q(status="running"),
             ),
             models.Index(fields=["case", "status"], name="clock_case_status_idx"),
+            # On-time statistics: stopped duty clocks by when they stopped.
+            models.Index(
+                fields=["stopped_at"],
+                name="clock_duty_stopped_idx",
+                condition=models.Q(kind="duty", status="stopped"),
+            ),
         ]
         constraints = [
             # At most one live clock per rule on a case.
@@ -76,6 +82,9 @@ class ClockPause(models.Model):
         verbose_name = _("期限暂停")
         verbose_name_plural = _("期限暂停")
         ordering = ["start_date"]
+
+    def __str__(self) -> str:
+        return f"{self.start_date} – {self.end_date or '…'} {self.reason}"
 
 
 class HolidayOverride(models.Model):

@@ -1,4 +1,4 @@
-"""Case lists, the case page, transitions and the ID-number reveal."""
+"""Case lists, the case page, transitions, clock pauses, 访调对接 and the ID-number reveal."""
 
 from __future__ import annotations
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.utils import translation
 from django.utils.translation import gettext
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from mediation.accounts.models import Role
 from mediation.api.errors import MESSAGES
@@ -503,3 +505,31 @@ def test_a_client_without_json_accept_gets_406(mediator):
     response = client_for(mediator).get("/api/cases/", HTTP_ACCEPT="text/csv")
 
     error(response, 406, "not_acceptable")
+
+
+def test_a_session_post_without_the_csrf_token_is_403(mediator, mediating):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(mediator)
+
+    read = client.get(f"/api/cases/{mediating.pk}/")
+    write = client.post(
+        f"/api/cases/{mediating.pk}/transitions/suspend/", {"reason": "鉴定"}, format="json"
+    )
+
+    assert read.status_code == 200
+    body = error(write, 403, "permission_denied")
+    assert body["details"]["reason"][0].startswith("CSRF Failed")
+    assert Case.objects.get(pk=mediating.pk).state == "mediating"
+
+
+def test_the_docs_page_serves_swagger_ui_from_local_static_files(mediator):
+    client = APIClient()
+    client.force_login(mediator)
+
+    response = client.get("/api/docs/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    assert "cdn.jsdelivr.net" not in html
+    assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
