@@ -1,5 +1,7 @@
-# One image for every process of the stack (docker-compose.yml): gunicorn web, Celery worker,
-# Celery beat and the one-shot migrate job. Settings come from the environment only.
+# One image for every process of the stack (docker-compose.yml): gunicorn web, the Celery
+# workers, Celery beat, Flower and the one-shot migrate job. Settings come from the environment
+# only; tests/integration/test_deployment_files.py checks that every COPY source and the CMD
+# exist.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -20,18 +22,22 @@ RUN useradd --system --uid 10001 --no-create-home --home-dir /app mediation \
 
 # Only what the processes run; tests, docs and local state stay out of the image.
 COPY manage.py pyproject.toml ./
+COPY deploy/gunicorn.conf.py ./deploy/gunicorn.conf.py
 COPY workers ./workers
 COPY mediation ./mediation
 
-# Static files are built into the image and served by whitenoise. The throwaway secrets only
-# let the production settings load for this one command; they are not kept in the image.
+# Static files are built into the image (hashed names, gzip copies) and served by
+# whitenoise. The throwaway secrets only let the production settings load for this one
+# command, which touches no database; they are not kept in the image.
 RUN DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(64))')" \
     FIELD_ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
     ID_HASH_KEY=collectstatic-only \
+    DATABASE_URL=postgres://collectstatic@localhost/collectstatic-only \
     python manage.py collectstatic --noinput --verbosity 0
 
 USER mediation
 EXPOSE 8000
 
-# Workers: WEB_CONCURRENCY (gunicorn reads it; default 1).
-CMD ["gunicorn", "mediation.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--timeout", "30"]
+# The web process; workers, beat and Flower get their own command in docker-compose.yml.
+# deploy/gunicorn.conf.py: bind 0.0.0.0:8000, WEB_CONCURRENCY workers, JSON logs.
+CMD ["gunicorn", "--config", "deploy/gunicorn.conf.py", "mediation.wsgi:application"]

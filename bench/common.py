@@ -19,6 +19,7 @@ VENV_BIN = REPO / ".venv" / "bin"
 DB_NAME = os.environ.get("BENCH_DATABASE_NAME", "mediation_bench")
 DB_URL = os.environ.get("BENCH_DATABASE_URL", f"postgres://root@127.0.0.1:5432/{DB_NAME}")
 SCALES = {"100k": 100_000, "1m": 1_000_000, "5m": 5_000_000}
+OVERDUE_TARGET = 10_000  # newly overdue clocks at every scale
 
 
 def bench_env(**extra: str) -> dict[str, str]:

@@ -33,12 +33,12 @@ from typing import Any
 
 import psycopg
 
-from bench.common import DB_NAME, SCALES, log
+from bench.common import DB_NAME, OVERDUE_TARGET, SCALES, log
 
 TOWNSHIPS = 20
 VILLAGES = 1_000
-OVERDUE = 10_000
-PASSWORD = "bench-password-1"  # noqa: S105 - benchmark users on a scratch database
+OVERDUE = OVERDUE_TARGET
+PASSWORD = "bench-password-1"
 BIG_TABLES = ("cases_case", "deadlines_clock", "cases_caseevent")
 APP_TABLES = (
     "notifications_delivery",

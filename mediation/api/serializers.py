@@ -35,9 +35,20 @@ from mediation.deadlines.policy import RULES, ClockKind, working_days_between
 MAX_ID = 2**63 - 1
 MAX_INT = 2**31 - 1
 HIDDEN = "（保密）"
+# Dates outside these years are typing errors; refusing them here keeps date arithmetic in the
+# services (clock due dates, end of day) far from the limits of `datetime.date`.
+PLAUSIBLE_YEARS = (1900, 2199)
 # Beyond this many days between today and a due date, remaining working days are not counted
 # (null): such dates are data-entry errors, and counting them day by day costs real time.
 REMAINING_DAYS_HORIZON = 3660
+
+
+def plausible_date(value: dt.date) -> None:
+    lo, hi = PLAUSIBLE_YEARS
+    if not lo <= value.year <= hi:
+        raise serializers.ValidationError(
+            _("日期须在 %(lo)s 年至 %(hi)s 年之间。") % {"lo": lo, "hi": hi}
+        )
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -284,7 +295,7 @@ class _RegisterSerializer(serializers.Serializer):
     category = serializers.PrimaryKeyRelatedField(
         queryset=Category.objects.none(), required=False, allow_null=True
     )
-    received_on = serializers.DateField()
+    received_on = serializers.DateField(validators=[plausible_date])
     parties = PartyInputSerializer(many=True, allow_empty=False, max_length=50)
 
     def get_fields(self) -> dict[str, Any]:
@@ -571,7 +582,7 @@ def _api_field_for(field: forms.Field) -> serializers.Field:
     if isinstance(field, forms.BooleanField):
         return serializers.BooleanField(**common)
     if isinstance(field, forms.DateField):
-        return serializers.DateField(**common)
+        return serializers.DateField(validators=[plausible_date], **common)
     if isinstance(field, forms.IntegerField):
         return serializers.IntegerField(min_value=-MAX_INT, max_value=MAX_INT, **common)
     return serializers.CharField(allow_blank=True, trim_whitespace=False, **common)

@@ -23,14 +23,17 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mediation.agencies.models import Agency
 from mediation.api.filters import CaseFilterSerializer, apply_case_filters
+from mediation.api.parsers import StrictJSONParser
 from mediation.api.serializers import (
     MAX_ID,
+    PLAUSIBLE_YEARS,
     AgencySerializer,
     CaseDetailSerializer,
     CaseListSerializer,
@@ -101,8 +104,6 @@ from mediation.parties.services import REVEAL_PERMISSION, party_reveal_id_number
 
 LIVE = [ClockStatus.RUNNING, ClockStatus.PAUSED]
 TRANSITION_NAMES = sorted({name for (_kind, name) in STEPS})
-# The deadline calculator answers for dates in this range; outside it an input is a typo.
-DEADLINE_YEARS = (1950, 2200)
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -180,6 +181,8 @@ class ApiView(NoStoreMixin, generics.GenericAPIView):
 
 class TokenView(NoStoreMixin, ObtainAuthToken):
     """Exchange a username and password for an API token (login throttling: django-axes)."""
+
+    parser_classes = (StrictJSONParser, FormParser)
 
 
 # Cases ------------------------------------------------------------------------------------
@@ -501,7 +504,7 @@ class DeadlineComputeView(NoStoreMixin, APIView):
         query = DeadlineQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        lo, hi = DEADLINE_YEARS
+        lo, hi = PLAUSIBLE_YEARS
         try:
             start = parse_date(data["start"])
         except PolicyError as exc:

@@ -12,6 +12,7 @@ single objects only (RELIABILITY.md §5.1, ASVS 8.2.2).
 from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext as _
 
 from mediation.accounts.models import User
 from mediation.agencies.models import Agency
@@ -39,7 +40,7 @@ def case_get_visible(user: User, case_id: int) -> Case:
     """The case as its kind's proxy, or NotFound if it does not exist or is out of scope."""
     case = cases_visible_to(user).filter(pk=case_id).select_related("holder_agency").first()
     if case is None:
-        raise NotFound("案件不存在或您无权查看。")
+        raise NotFound(_("案件不存在或您无权查看。"))
     return case.as_proxy()
 
 

@@ -42,6 +42,7 @@ from mediation.cases.permissions import INTAKE, in_scope
 from mediation.cases.steps import STEPS, StepContext
 from mediation.core.clock import local_date
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mediation.deadlines import policy
 from mediation.deadlines import services as clock_services
 from mediation.deadlines.calendar_source import current_calendar
 from mediation.deadlines.models import Clock, ClockStatus
@@ -125,6 +126,10 @@ def _create_case(
     title = (title or "").strip()
     if not title:
         raise InvalidInput(_("请填写案件标题。"))
+    if len(title) > 200:
+        raise InvalidInput(_("案件标题不能超过 200 字。"))
+    if received_on.year < 1990:
+        raise InvalidInput(_("收到日期无效。"))
     if received_on > today:
         raise InvalidInput(_("收到日期不能晚于今天。"))
     if not parties:
@@ -132,8 +137,17 @@ def _create_case(
     channel = Channel.objects.filter(pk=channel_id, is_active=True).first()
     if channel is None:
         raise InvalidInput(_("来源渠道无效。"))
-    if category_id is not None and not Category.objects.filter(pk=category_id).exists():
+    if (
+        category_id is not None
+        and not Category.objects.filter(pk=category_id, applies_to__in=[kind, "both"]).exists()
+    ):
         raise InvalidInput(_("类型无效。"))
+    repeat_of_id = fields.get("repeat_of_id")
+    if (
+        repeat_of_id is not None
+        and not Case.objects.filter(pk=repeat_of_id, kind=CaseKind.PETITION).exists()
+    ):
+        raise InvalidInput(_("所指的原信访事项不存在。"))
     cls = Dispute if kind == CaseKind.DISPUTE else Petition
     with transaction.atomic():
         seq, number = _allocate_number(agency=agency, kind=kind, year=today.year)
@@ -347,6 +361,9 @@ def case_transition(
                 data={**step_data, "clocks": clocks},
             )
             return case
+    except policy.PolicyError as exc:
+        # A date the deadline arithmetic cannot take (the forms bound dates; this is the net).
+        raise InvalidInput(str(exc)) from exc
     except ConcurrentTransition as exc:
         raise Conflict(_("案件已被他人同时处理，请刷新后重试。"), code="concurrent") from exc
     except IntegrityError as exc:

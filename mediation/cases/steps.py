@@ -59,6 +59,22 @@ class StepForm(forms.Form):
         self.actor = actor
         self.today = today
 
+    # Dates far outside any plausible case are typos; refusing them keeps the deadline
+    # arithmetic within range (a 9999-12-30 performance date would overflow).
+    EARLIEST = dt.date(1990, 1, 1)
+    LATEST = dt.date(2199, 12, 31)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for name, value in list(data.items()):
+            if isinstance(value, dt.date) and not (self.EARLIEST <= value <= self.LATEST):
+                self.add_error(
+                    name,
+                    _("日期超出有效范围（%(a)s 至 %(b)s）。")
+                    % {"a": self.EARLIEST.isoformat(), "b": self.LATEST.isoformat()},
+                )
+        return data
+
     def clean_not_future(self, name: str) -> dt.date | None:
         value = self.cleaned_data.get(name)
         if value and value > self.today:

@@ -23,12 +23,14 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import socket
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -47,8 +49,10 @@ from mediation.escalation.routing import AgencyNode, Ladder
 from mediation.notifications.models import NotificationKind
 from mediation.notifications.services import (
     NotificationSpec,
+    bulk_cursor,
     is_postgres,
     notifications_create_bulk,
+    outbox_sql,
 )
 
 logger = logging.getLogger(__name__)
@@ -326,31 +330,107 @@ _NOTICE_FIELDS = """
     'issued_at', %(now)s::timestamptz, 'ack_due_at', %(ack_due_at)s::timestamptz
 """
 
+# Candidates: one index range scan per pass (partial index clock_running_due_idx), sorted
+# once. Claiming each batch by primary key instead of re-running "the first N overdue rows"
+# per batch matters because statutory clocks tie on due_at (every clock due on a day ends at
+# 24:00): a per-batch ORDER BY due_at, id LIMIT N had to read and sort the whole tie group,
+# and re-skip every row escalated by the batches before it, on every batch.
+_LEVEL1_CANDIDATES_SQL = """
+SELECT c.id FROM deadlines_clock c
+WHERE c.status = 'running' AND c.kind = %(duty)s AND c.due_at <= %(now)s
+  AND NOT EXISTS (
+      SELECT 1 FROM escalation_escalation x WHERE x.clock_id = c.id AND x.level = 1)
+ORDER BY c.due_at, c.id
+LIMIT %(window)s
+"""
+
+# The claim re-checks every condition under the row locks; SKIP LOCKED leaves rows another
+# sweep (or a case service) holds, and the unique (clock, level) absorbs any overlap. The
+# same statement writes the outbox (`outbox_sql`): the holder's head (else the assignee) gets
+# the notification, with the text `escalation_text` gives (`_text_formats`), and its
+# deliveries. Nothing travels to Python and back: one round trip per batch.
 _LEVEL1_SQL = """
 WITH claimed AS (
     SELECT c.id AS clock_id, c.case_id, c.rule_code, c.due, c.due_at, c.generation
     FROM deadlines_clock c
     JOIN cases_case k ON k.id = c.case_id
-    WHERE c.status = 'running' AND c.kind = %(duty)s AND c.due_at <= %(now)s
+    WHERE c.id = ANY(%(ids)b::bigint[])
+      AND c.status = 'running' AND c.kind = %(duty)s AND c.due_at <= %(now)s
       AND NOT EXISTS (
           SELECT 1 FROM escalation_escalation x WHERE x.clock_id = c.id AND x.level = 1)
     ORDER BY c.due_at, c.id
-    LIMIT %(batch)s
     FOR NO KEY UPDATE OF c SKIP LOCKED
     FOR KEY SHARE OF k SKIP LOCKED
+),
+escalated AS (
+    INSERT INTO escalation_escalation
+        (clock_id, case_id, level, status, agency_id, created_at, ack_due_at, resolution, data)
+    SELECT cl.clock_id, cl.case_id, 1, 'open', k.holder_agency_id, %(now)s, %(ack_due_at)s, '',
+           jsonb_build_object(__NOTICE_FIELDS__,
+               'level', 1, 'agency_id', k.holder_agency_id, 'agency', h.name,
+               'notes', '[]'::jsonb)
+    FROM claimed cl
+    JOIN cases_case k ON k.id = cl.case_id
+    JOIN agencies_agency h ON h.id = k.holder_agency_id
+    ORDER BY cl.due_at, cl.clock_id
+    ON CONFLICT (clock_id, level) DO NOTHING
+    RETURNING id, clock_id, case_id, data
+),
+addressed AS (
+    SELECT e.id, e.clock_id, e.case_id, __TEXT_COLUMNS__,
+           (e.data ->> 'holder_agency_id')::bigint AS holder_id,
+           COALESCE(h.head_id, (e.data ->> 'assignee_id')::bigint) AS recipient_id
+    FROM escalated e
+    LEFT JOIN agencies_agency h ON h.id = (e.data ->> 'holder_agency_id')::bigint
+),
+level1 AS (
+    SELECT row_number() OVER (ORDER BY a.id) AS ord, a.recipient_id,
+           'escalation'::varchar AS kind, a.case_id,
+           format(%(subject_format)s, __TEXT_ARGS__)::varchar AS subject,
+           format(%(body_format)s, __TEXT_ARGS__) AS body,
+           ('escalation:' || a.id || ':user:' || a.recipient_id)::varchar AS key,
+           jsonb_build_object('escalation_id', a.id, 'level', 1, 'clock_id', a.clock_id,
+                              'webhook_agency_id', a.holder_id) AS data,
+           a.holder_id AS webhook_agency_id
+    FROM addressed a
+    WHERE a.recipient_id IS NOT NULL
+),__OUTBOX__
+SELECT (SELECT count(*) FROM escalated),
+       (SELECT count(*) FROM outbox_notes),
+       (SELECT count(*) FROM outbox_deliveries),
+       (SELECT count(*) FROM addressed WHERE recipient_id IS NULL),
+       ARRAY(SELECT id FROM addressed WHERE recipient_id IS NULL ORDER BY id LIMIT 10)
+""".replace("__NOTICE_FIELDS__", _NOTICE_FIELDS).replace("__OUTBOX__", outbox_sql("level1"))
+
+# The notice fields `escalation_text` reads per row, in the order of the format() arguments.
+_TEXT_FIELDS = (
+    "case_number",
+    "case_title",
+    "holder_agency",
+    "rule_label",
+    "rule_code",
+    "due",
+    "days_overdue",
 )
-INSERT INTO escalation_escalation
-    (clock_id, case_id, level, status, agency_id, created_at, ack_due_at, resolution, data)
-SELECT cl.clock_id, cl.case_id, 1, 'open', k.holder_agency_id, %(now)s, %(ack_due_at)s, '',
-       jsonb_build_object(__NOTICE_FIELDS__,
-           'level', 1, 'agency_id', k.holder_agency_id, 'agency', h.name,
-           'notes', '[]'::jsonb)
-FROM claimed cl
-JOIN cases_case k ON k.id = cl.case_id
-JOIN agencies_agency h ON h.id = k.holder_agency_id
-ON CONFLICT (clock_id, level) DO NOTHING
-RETURNING id, clock_id, case_id, level, agency_id, data
-""".replace("__NOTICE_FIELDS__", _NOTICE_FIELDS)
+_LEVEL1_SQL = _LEVEL1_SQL.replace(
+    "__TEXT_COLUMNS__",
+    ", ".join(f"e.data ->> '{name}' AS t{i}" for i, name in enumerate(_TEXT_FIELDS, start=1)),
+).replace("__TEXT_ARGS__", ", ".join(f"a.t{i}" for i in range(1, len(_TEXT_FIELDS) + 1)))
+
+
+def _text_formats(level: int, ack_due_at: dt.datetime) -> tuple[str, str]:
+    """`escalation_text` as PostgreSQL format() strings (%1$s… = _TEXT_FIELDS), so the SQL
+    path writes exactly the subject and body the Python path writes."""
+    marks = {name: f"\x00{i}\x00" for i, name in enumerate(_TEXT_FIELDS, start=1)}
+    subject, body = escalation_text({**marks, "level": level, "ack_due_at": ack_due_at})
+
+    def to_format(text: str) -> str:
+        text = text.replace("%", "%%")
+        for i, _name in enumerate(_TEXT_FIELDS, start=1):
+            text = text.replace(f"\x00{i}\x00", f"%{i}$s")
+        return text
+
+    return to_format(subject), to_format(body)
 
 
 def _sql_params(ctx: SweepContext, **extra: Any) -> dict[str, Any]:
@@ -366,7 +446,7 @@ def _sql_params(ctx: SweepContext, **extra: Any) -> dict[str, Any]:
 
 
 def _fetch_rows(sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    with connection.cursor() as cur:
+    with bulk_cursor() as cur:
         cur.execute(sql, params)
         names = [col.name for col in cur.description]
         rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
@@ -435,12 +515,117 @@ def _level1_orm(ctx: SweepContext) -> list[dict[str, Any]]:
 
 
 def escalate_overdue(ctx: SweepContext, *, budget: float | None = None) -> int:
-    """Level 1 for running duty clocks past due that have none yet. Batches until done."""
+    """Level 1 for running duty clocks past due that have none yet. Batches until done.
+
+    Each pass reads up to CLIMB_WINDOW_FACTOR batches of candidate ids in one statement, then
+    claims and escalates them batch by batch, one statement and one short transaction each
+    (escalations, notifications and deliveries together), on SWEEP_PARALLEL_BATCHES
+    connections at once (`_map_batches`). A pass that found a full window is followed by
+    another; a pass that escalated nothing ends the loop (the rest is locked by someone else:
+    the next sweep gets it).
+    """
+    if not is_postgres():
+        return _escalate_overdue_orm(ctx, budget=budget)
+    started = time.monotonic()
+    total = 0
+    window = ctx.batch_size * CLIMB_WINDOW_FACTOR
+    subject_format, body_format = _text_formats(1, ctx.ack_due_at)
+    params = _sql_params(ctx, window=window, subject_format=subject_format, body_format=body_format)
+
+    def batch(ids: list[int]) -> tuple[int, int, int, int, list[int]]:
+        with transaction.atomic(), bulk_cursor() as cur:
+            cur.execute(_LEVEL1_SQL, {**params, "ids": ids})
+            return cur.fetchone()
+
+    while True:
+        with bulk_cursor() as cur:
+            cur.execute(_LEVEL1_CANDIDATES_SQL, params)
+            candidates = [row[0] for row in cur.fetchall()]
+        chunks = [
+            candidates[i : i + ctx.batch_size] for i in range(0, len(candidates), ctx.batch_size)
+        ]
+        escalated = 0
+        for n, notes, deliveries, unaddressed, examples in _map_batches(
+            chunks, batch, should_stop=lambda: _over(started, budget)
+        ):
+            ctx.counts.batches += 1
+            ctx.counts.escalated += n
+            ctx.counts.escalated_level1 += n
+            ctx.counts.notifications_queued += notes
+            ctx.counts.deliveries_queued += deliveries
+            if unaddressed:
+                ctx.counts.escalations_without_recipients += unaddressed
+                logger.warning(
+                    "%d escalations have no recipient (no head / supervisors), e.g. ids %s",
+                    unaddressed,
+                    examples,
+                )
+            escalated += n
+        total += escalated
+        if len(candidates) < window or not escalated or _over(started, budget):
+            return total
+
+
+T = TypeVar("T")
+
+
+def _map_batches(
+    batches: list[list[int]], work: Callable[[list[int]], T], *, should_stop: Callable[[], bool]
+) -> list[T]:
+    """`work(batch)` for each batch (each is its own transaction), in order on this thread, or
+    on SWEEP_PARALLEL_BATCHES threads with a database connection each (closed when done).
+
+    In parallel when there is more than one batch and no caller's transaction is open (a
+    transaction's rows are invisible to other connections: tests and `sweep_bench` without
+    --keep stay on one connection). Two batches at once cannot block each other: their clock
+    ids are disjoint and the case rows are only KEY SHARE locked. No new batch is started once
+    `should_stop()` is true or a batch failed; the first failure is re-raised.
+    """
+    workers = min(int(getattr(settings, "SWEEP_PARALLEL_BATCHES", 2)), len(batches))
+    if workers <= 1 or connection.in_atomic_block:
+        results = []
+        for ids in batches:
+            results.append(work(ids))
+            if should_stop():
+                break
+        return results
+    todo: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+    for ids in batches:
+        todo.put(ids)
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            while not errors and not should_stop():
+                try:
+                    ids = todo.get_nowait()
+                except queue.Empty:
+                    return
+                results.append(work(ids))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()  # this thread's connection
+
+    threads = [
+        threading.Thread(target=run, name=f"sweep-batch-{i}", daemon=True) for i in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _escalate_overdue_orm(ctx: SweepContext, *, budget: float | None = None) -> int:
     started = time.monotonic()
     total = 0
     while True:
         with transaction.atomic():
-            rows = _fetch_rows(_LEVEL1_SQL, _sql_params(ctx)) if is_postgres() else _level1_orm(ctx)
+            rows = _level1_orm(ctx)
             if rows:
                 _queue(_escalation_specs(rows, ctx), ctx)
         ctx.counts.batches += 1

@@ -162,15 +162,36 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# Logs go to stderr, one record per line (mediation/core/logging.py). LOG_FORMAT: `plain` here,
+# `json` in production (one object per line: time, level, logger, message, request_id,
+# task_id). Whatever the format, every record passes the console handler's filters, which
+# mask ID-number-like and phone-like digits (DOMAIN.md §5). gunicorn's own loggers use the same
+# handler (deploy/gunicorn.conf.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "context": {"()": "mediation.core.logging.ContextFilter"},
+        "mask_personal_data": {"()": "mediation.core.logging.MaskPersonalDataFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "mediation.core.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "mask_personal_data"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Celery gives this logger a plain handler of its own unless it already has one.
+    "loggers": {"celery.task": {"handlers": ["console"], "propagate": False}},
 }
+# Celery workers and beat keep the handler above instead of replacing the root logger's.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Reminder and escalation engine (issue 3; docs/ENGINE.md). Workers read these from the
 # environment like everything else.

@@ -1,12 +1,30 @@
 """Production: base settings with security tightened. `manage.py check --deploy` is clean."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
-from .base import env
+from .base import LOGGING, env
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS")
 ID_HASH_KEY = env.str("ID_HASH_KEY")
+# Never the demo's SQLite file: without DATABASE_URL a production process refuses to start.
+_database_url = env.str("DATABASE_URL")
+
+# .env.example marks every secret it ships with CHANGE-ME; those values are public. A stack
+# started from the template alone refuses to run instead of running with them.
+_secrets = {
+    "DJANGO_SECRET_KEY": SECRET_KEY,
+    "FIELD_ENCRYPTION_KEYS": ",".join(FIELD_ENCRYPTION_KEYS),
+    "ID_HASH_KEY": ID_HASH_KEY,
+    "DATABASE_URL": _database_url,
+}
+for _name, _value in _secrets.items():
+    if "CHANGE-ME" in _value:
+        raise ImproperlyConfigured(
+            f"{_name} still holds the public placeholder from .env.example; set it in .env"
+        )
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
@@ -24,4 +42,11 @@ X_FRAME_OPTIONS = "DENY"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# JSON log lines unless LOG_FORMAT says otherwise (mediation/core/logging.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING = {
+    **LOGGING,
+    "handlers": {"console": {**LOGGING["handlers"]["console"], "formatter": LOG_FORMAT}},
 }

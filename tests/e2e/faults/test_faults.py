@@ -37,7 +37,7 @@ from tests.e2e.faults.harness import (
     LivenessProbe,
     ProbeResult,
     Township,
-    assert_invariants,
+    check_invariants,
     deliveries_in_flight,
     disputes_register,
     liveness_probe,
@@ -59,8 +59,9 @@ MONDAY = dt.datetime(2026, 3, 9, 10, 0, tzinfo=SHANGHAI)
 # A dispute registered then has a reminder at 09:00 today (one working day before it is due).
 EARLY_WEDNESDAY = dt.datetime(2026, 3, 11, 8, 30, tzinfo=SHANGHAI)
 
-# A message is "in flight at a kill" if its first copy reached the sink at most this long
-# before the kill: the delivery marks its row `sent` right after the provider accepted it.
+# A message is "in flight at a kill" if its first copy reached the sink within this many
+# seconds of the kill: the delivery marks its row `sent` right after the provider accepted it,
+# and a terminated DB connection is noticed only after a send that had passed its lease check.
 IN_FLIGHT_WINDOW = 2.0
 
 pytestmark = [pytest.mark.fault, pytest.mark.django_db(transaction=True)]
@@ -141,6 +142,17 @@ class Run:
                 "round_s": round(time.monotonic() - self.round_started, 1),
             }
         )
+
+    def conclude(self, *, duplicate_window: float | None, **extra: Any) -> InvariantReport:
+        """Wait for quiescence, check the invariants and print the report (also when the
+        system never became quiescent), then assert."""
+        try:
+            wait_quiescent(self.cluster, timeout=60)
+        finally:
+            report = check_invariants(self.cluster, duplicate_window=duplicate_window)
+            self.report(report, **extra)
+        assert not report.violations, f"invariants violated:\n{report}"
+        return report
 
     def report(self, invariants: InvariantReport, **extra: Any) -> None:
         lines = [
@@ -227,9 +239,7 @@ def test_kill_9_of_a_worker_mid_batch(cluster_factory):
         run.finish_round(
             fault_at, kill=mode, victim=victim, leases_held=held, after_s=pause, down_s=down
         )
-    wait_quiescent(cluster, timeout=60)
-    report = assert_invariants(cluster, duplicate_window=IN_FLIGHT_WINDOW)
-    run.report(report)
+    run.conclude(duplicate_window=IN_FLIGHT_WINDOW)
     assert any(r["leases_held"] for r in run.rounds), "no kill landed while leases were held"
 
 
@@ -270,9 +280,7 @@ def test_redis_flushall_and_restart_while_messages_are_queued(cluster_factory):
         run.finish_round(
             fault_at, fault=fault, redis_keys=queued, after_s=pause, down_s=down, ping_s=ping
         )
-    wait_quiescent(cluster, timeout=60)
-    report = assert_invariants(cluster, duplicate_window=None)
-    run.report(report)
+    run.conclude(duplicate_window=None)
 
 
 # 3. The workers' database connections terminated ----------------------------------------------
@@ -299,9 +307,7 @@ def test_worker_database_connections_terminated_mid_batch(cluster_factory):
             after_s=pause,
             second_after_s=second_after,
         )
-    wait_quiescent(cluster, timeout=60)
-    report = assert_invariants(cluster, duplicate_window=IN_FLIGHT_WINDOW)
-    run.report(report)
+    run.conclude(duplicate_window=IN_FLIGHT_WINDOW)
     assert any(r["leases_held"] for r in run.rounds), "no termination landed mid-delivery"
 
 
@@ -326,12 +332,13 @@ def test_two_beats_and_three_workers_at_once(cluster_factory):
             path.unlink()
         cluster.processes[beat].start()
         run.finish_round(fault_at, restarted=beat, after_s=pause)
-    wait_quiescent(cluster, timeout=60)
-    report = assert_invariants(cluster, duplicate_window=None)
     from mediation.escalation.models import SweepRun
 
-    runs = SweepRun.objects.count()
-    run.report(report, sweep_runs=runs, overlapping_sweep_pairs=sweep_overlaps())
+    run.conclude(
+        duplicate_window=None,
+        sweep_runs=SweepRun.objects.count(),
+        overlapping_sweep_pairs=sweep_overlaps(),
+    )
 
 
 # 5. The clock jumps over a weekend and the National Day holiday --------------------------------
@@ -486,6 +493,4 @@ def test_clock_jumps_over_a_weekend_and_a_holiday(cluster_factory):
                 "round_s": round(time.monotonic() - run.round_started, 1),
             }
         )
-    wait_quiescent(cluster, timeout=60)
-    report = assert_invariants(cluster, duplicate_window=None)
-    run.report(report)
+    run.conclude(duplicate_window=None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.utils import translation
 from django.utils.translation import gettext
@@ -185,16 +186,26 @@ def test_a_step_body_that_is_not_an_object_is_400(mediator, mediating):
 # 401 ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "url", ["/api/cases/", "/api/cases/1/", "/api/agencies/", "/api/schema/", "/api/docs/"]
-)
+@pytest.mark.parametrize("url", ["/api/cases/", "/api/cases/1/", "/api/agencies/"])
 def test_no_credentials_is_401_with_a_token_challenge(api, url):
     response = api.get(url)
 
+    assert response["WWW-Authenticate"] == "Token"
+    error(response, 401, "not_authenticated")
+
+
+def test_the_schema_needs_credentials(api):
+    response = api.get("/api/schema/")
+
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Token"
-    if url not in ("/api/schema/", "/api/docs/"):  # those render YAML and HTML
-        error(response, 401, "not_authenticated")
+
+
+def test_the_docs_page_sends_a_browser_without_a_session_to_login(api):
+    response = api.get("/api/docs/")
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{settings.LOGIN_URL}?next=/api/docs/"
 
 
 def test_a_wrong_token_is_401_authentication_failed(api):
@@ -533,3 +544,27 @@ def test_the_docs_page_serves_swagger_ui_from_local_static_files(mediator):
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert "cdn.jsdelivr.net" not in html
     assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+
+
+def test_a_username_that_is_not_valid_unicode_is_400_not_500(api):
+    response = api.post(
+        "/api/auth/token/",
+        '{"username": "\\ud800", "password": "x"}',
+        content_type="application/json",
+    )
+
+    error(response, 400, "parse_error")
+
+
+@pytest.mark.parametrize("day", ["9999-12-30", "0001-01-01"])
+def test_an_implausible_step_date_is_400_not_a_server_error(mediator, mediating, day):
+    # Without the API's bound, a performance date near 9999 is accepted by the step form and
+    # overflows the follow-up clock's date arithmetic on the next step (a 500).
+    response = client_for(mediator).post(
+        f"/api/cases/{mediating.pk}/transitions/record_agreement/",
+        {"form": "oral", "text": "口头协议", "performance_due_on": day},
+        format="json",
+    )
+
+    assert list(error(response, 400, "invalid")["details"]) == ["performance_due_on"]
+    assert Case.objects.get(pk=mediating.pk).state == "mediating"
