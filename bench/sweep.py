@@ -290,4 +290,8 @@ if __name__ == "__main__":  # one measurement in this process, JSON on the last 
     from bench.common import setup_django
 
     setup_django()
+    if os.environ.get("BENCH_SWEEP_PARALLEL"):
+        from django.conf import settings
+
+        settings.SWEEP_PARALLEL_BATCHES = int(os.environ["BENCH_SWEEP_PARALLEL"])
     print(json.dumps(measure(orm="--orm" in sys.argv[1:])))

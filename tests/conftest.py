@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 
 import pytest
 
@@ -13,3 +14,17 @@ from mediation.core.clock import SHANGHAI
 def now() -> dt.datetime:
     """Wednesday 2026-03-11 10:00 Asia/Shanghai: an ordinary working day."""
     return dt.datetime(2026, 3, 11, 10, 0, tzinfo=SHANGHAI)
+
+
+@pytest.fixture(autouse=True)
+def _reference_data_in_transactional_tests(request: pytest.FixtureRequest) -> None:
+    """Transactional tests start after a flush, which removes the categories and channels
+    that migration 0003 seeds; put them back (idempotently) so every test sees the same data."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        return
+    request.getfixturevalue("transactional_db")
+    from django.apps import apps
+
+    seed = importlib.import_module("mediation.cases.migrations.0003_seed_categories_channels")
+    seed.seed(apps, None)

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from mediation.core import clock
-from mediation.notifications.services import deliveries_deliver
+from mediation.notifications.services import deliveries_deliver, deliveries_dispatch
 from workers.celery import TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, app
 
 MAX_IDS = 50
@@ -23,13 +23,19 @@ BUDGET_SECONDS = 80.0  # below the soft time limit: leftovers go back to the nex
     soft_time_limit=TASK_SOFT_TIME_LIMIT,
 )
 def deliver_batch(ids: list[int]) -> dict[str, Any]:
-    """Enqueued by `workers.sweeps.run_sweep` with ≤ 50 delivery ids.
+    """Enqueued by `workers.sweeps.run_sweep` with ≤ 50 delivery ids, and by itself.
 
     Each delivery is claimed under a lease (DELIVERY_LEASE_SECONDS), sent with its
     idempotency key, and marked sent / retried with backoff / failed. Ids that are not
     claimable (already sent, another worker's live lease, in backoff) are skipped, so running
     the task twice sends nothing twice. A worker killed mid-send leaves the row `sending`; it
     is sent again (same key) after the lease expires.
+
+    When it finishes within its budget the task hands out the next due deliveries itself (one
+    successor message of DISPATCH_CHUNK ids, marked like the sweep's), so a backlog drains at
+    the workers' pace instead of one sweep interval per MAX_QUEUED_BATCHES chunks; the number
+    of queued messages does not grow. A lost successor is handed out again by a later sweep
+    once its mark expires.
     """
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     tally = deliveries_deliver(
@@ -38,4 +44,17 @@ def deliver_batch(ids: list[int]) -> dict[str, Any]:
         clock=clock.now,
         budget_seconds=BUDGET_SECONDS,
     )
-    return vars(tally)
+    result: dict[str, Any] = dict(vars(tally))
+    if tally.total == len(ids[:MAX_IDS]):  # finished in time: keep the backlog moving
+        result["continued"] = dispatch_successor()
+    return result
+
+
+def dispatch_successor() -> int:
+    """Hand the next due deliveries (if any) to one new `deliver_batch`; returns how many."""
+    from workers.sweeps import DISPATCH_CHUNK
+
+    more = deliveries_dispatch(now=clock.now(), limit=DISPATCH_CHUNK)
+    if more:
+        deliver_batch.apply_async(args=[more])
+    return len(more)

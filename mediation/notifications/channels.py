@@ -75,11 +75,13 @@ def _decode(value: bytes | str) -> str:
 
 
 class ChannelSession:
-    """Resources shared by the deliveries of one batch: one SMTP connection, opened on first
-    use and reused (a new TCP + SMTP handshake per message would cap throughput)."""
+    """Resources shared by the deliveries of one batch, opened on first use and reused: one
+    SMTP connection, and one kept-alive HTTP connection per webhook host (a new TCP + SMTP or
+    HTTP handshake per message would cap throughput)."""
 
     def __init__(self) -> None:
         self._email: Any = None
+        self._http: dict[tuple[str, str, int | None], http.client.HTTPConnection] = {}
 
     def email_connection(self) -> tuple[Any, bool]:
         """(connection, fresh): `fresh` is False when an earlier message opened it."""
@@ -96,8 +98,52 @@ class ChannelSession:
             with contextlib.suppress(Exception):
                 connection.close()
 
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        """POST over this batch's kept-alive connection to the URL's host: (status, reason,
+        body ≤ 64 KiB). A reused connection the server had closed is replaced once; other
+        errors (OSError, http.client.HTTPException) propagate."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "", parts.port)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        for _attempt in range(2):
+            conn = self._http.get(key)
+            reused = conn is not None
+            if conn is None:
+                cls = (
+                    http.client.HTTPSConnection
+                    if parts.scheme == "https"
+                    else http.client.HTTPConnection
+                )
+                conn = cls(key[1], parts.port, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
+                self._http[key] = conn
+            try:
+                conn.request("POST", target, body=body, headers=headers)
+                response = conn.getresponse()
+                raw = response.read(65536)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.reset_http(key)
+                if reused:
+                    continue  # the server closed the idle connection: once more, on a new one
+                raise
+            except BaseException:
+                self.reset_http(key)
+                raise
+            if response.will_close or not response.isclosed():
+                self.reset_http(key)  # not reusable (server closes, or an unread body)
+            return response.status, response.reason, raw
+        raise http.client.RemoteDisconnected("连接被服务器关闭")
+
+    def reset_http(self, key: tuple[str, str, int | None] | None = None) -> None:
+        keys = [key] if key is not None else list(self._http)
+        for k in keys:
+            conn = self._http.pop(k, None)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
     def close(self) -> None:
         self.reset_email()
+        self.reset_http()
 
     def __enter__(self) -> ChannelSession:
         return self
@@ -175,33 +221,41 @@ def webhook_payload(message: OutboundMessage) -> dict[str, object]:
 
 
 def send_webhook(message: OutboundMessage, session: ChannelSession | None = None) -> str:
-    """POST the group-robot text message to the holder agency's webhook URL."""
+    """POST the group-robot text message to the holder agency's webhook URL.
+
+    Over the batch's kept-alive connection (`ChannelSession.post`); through urllib, one
+    connection per message, only when a proxy from the environment applies to the URL.
+    Redirects are not followed: a robot URL that answers 3xx is reported as a permanent error.
+    """
     url = message.webhook_url
     if not url:
         raise PermanentError("机构未配置群机器人 Webhook")
-    if urlsplit(url).scheme not in ("http", "https"):
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PermanentError(f"Webhook 地址无效：{url}")
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url,
-        data=json.dumps(webhook_payload(message), ensure_ascii=False).encode("utf-8"),
-        headers={
-            "Content-Type": "application/json; charset=utf-8",
-            "Idempotency-Key": message.idempotency_key,
-        },
-        method="POST",
-    )
+    body = json.dumps(webhook_payload(message), ensure_ascii=False).encode("utf-8")
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Idempotency-Key": message.idempotency_key,
+    }
     try:
-        with urllib.request.urlopen(  # noqa: S310 - scheme checked above
-            request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS
-        ) as response:
-            raw = response.read(65536)
-    except urllib.error.HTTPError as exc:
-        if exc.code >= 500 or exc.code in _TRANSIENT_HTTP:
-            raise TransientError(f"HTTP {exc.code}: {exc.reason}") from exc
-        raise PermanentError(f"HTTP {exc.code}: {exc.reason}") from exc
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        if _proxied(parts.scheme, parts.hostname):
+            status, reason, raw = _post_urllib(url, body, headers)
+        else:
+            own = session is None
+            session = session or ChannelSession()
+            try:
+                status, reason, raw = session.post(url, body, headers)
+            finally:
+                if own:
+                    session.close()
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TransientError(f"Webhook 连接错误：{type(exc).__name__}: {reason}") from exc
+    if status >= 300:
+        if status >= 500 or status in _TRANSIENT_HTTP:
+            raise TransientError(f"HTTP {status}: {reason}")
+        raise PermanentError(f"HTTP {status}: {reason}")
     try:
         answer = json.loads(raw.decode("utf-8")) if raw else {}
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -213,6 +267,23 @@ def send_webhook(message: OutboundMessage, session: ChannelSession | None = None
             raise TransientError(text)
         raise PermanentError(text)
     return url
+
+
+def _proxied(scheme: str, host: str) -> bool:
+    """Whether urllib would send this URL through a proxy from the environment."""
+    proxies = urllib.request.getproxies()
+    return scheme in proxies and not urllib.request.proxy_bypass(host)
+
+
+def _post_urllib(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(  # noqa: S310 - scheme checked by the caller
+            request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS
+        ) as response:
+            return response.status, response.reason, response.read(65536)
+    except urllib.error.HTTPError as exc:
+        return exc.code, str(exc.reason), b""
 
 
 # SMS -----------------------------------------------------------------------------------------

@@ -349,12 +349,67 @@ def deliveries_dispatch(*, now: dt.datetime, limit: int) -> list[int]:
 
 # Delivery ------------------------------------------------------------------------------------
 
+# Deliveries claimed per statement by `deliveries_deliver` (a delivery task carries ≤ 50 ids).
+CLAIM_CHUNK = 50
+# Outcomes are recorded in one statement per chunk, and sooner when the oldest unrecorded
+# one is this old: a crash between "sent" and "recorded" resends (same key) at most what
+# went out in this window, as a crash between one send and its mark always could.
+FINISH_WITHIN_SECONDS = 0.25
+
 
 def backoff_seconds(attempts: int) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random."""
     base = settings.DELIVERY_BACKOFF_BASE_SECONDS * (2 ** max(attempts - 1, 0))
     delay = min(settings.DELIVERY_BACKOFF_MAX_SECONDS, base)
     return delay / 2 + _random.uniform(0, delay / 2)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    notification_id: int
+    channel: str
+    attempts: int
+
+
+_CLAIM_SQL = """
+UPDATE notifications_delivery d
+SET status = 'sending', attempts = d.attempts + 1, lease_until = %(lease_until)s,
+    claimed_by = %(worker)s
+FROM (
+    SELECT id FROM notifications_delivery
+    WHERE id = ANY(%(ids)b::bigint[])
+      AND ((status = 'pending' AND next_attempt_at <= %(now)s)
+           OR (status = 'sending' AND lease_until <= %(now)s))
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+) c
+WHERE d.id = c.id
+RETURNING d.id, d.notification_id, d.channel, d.attempts
+"""
+
+
+def _claim_many(ids: Sequence[int], *, now: dt.datetime, worker: str) -> list[_Claimed]:
+    """Claim the claimable ones of `ids` in one short transaction (pending and due, or sending
+    under an expired lease; SKIP LOCKED: a row another worker is claiming is left to it).
+    Returns them in the order of `ids`."""
+    lease_until = now + dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    if not is_postgres():
+        claimed = []
+        for delivery_id in ids:
+            delivery = _claim(delivery_id, now=now, worker=worker)
+            if delivery is not None:
+                claimed.append(
+                    _Claimed(
+                        delivery.pk, delivery.notification_id, delivery.channel, delivery.attempts
+                    )
+                )
+        return claimed
+    params = {"ids": list(ids), "now": now, "lease_until": lease_until, "worker": worker[:200]}
+    with transaction.atomic(), bulk_cursor() as cur:
+        cur.execute(_CLAIM_SQL, params)
+        rows = {r[0]: _Claimed(*r) for r in cur.fetchall()}
+    return [rows.pop(i) for i in ids if i in rows]  # a repeated id is claimed once
 
 
 def _claim(delivery_id: int, *, now: dt.datetime, worker: str) -> Delivery | None:
@@ -375,9 +430,14 @@ def _claim(delivery_id: int, *, now: dt.datetime, worker: str) -> Delivery | Non
 
 
 def _still_ours(delivery_id: int, worker: str) -> bool:
-    return Delivery.objects.filter(
-        pk=delivery_id, status=DeliveryStatus.SENDING, claimed_by=worker[:200]
-    ).exists()
+    """The lease re-check just before a send (one primary-key read, no ORM)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT 1 FROM notifications_delivery WHERE id = %s AND status = %s "
+            "AND claimed_by = %s",
+            [delivery_id, DeliveryStatus.SENDING.value, worker[:200]],
+        )
+        return cur.fetchone() is not None
 
 
 def _finish(delivery_id: int, worker: str, **fields: Any) -> bool:
@@ -389,9 +449,60 @@ def _finish(delivery_id: int, worker: str, **fields: Any) -> bool:
     return bool(updated)
 
 
-def _outbound(delivery: Delivery) -> OutboundMessage:
-    notification = (
-        Notification.objects.select_related("recipient", "case__holder_agency")
+_FINISH_MANY_SQL = """
+UPDATE notifications_delivery d
+SET status = v.status,
+    sent_at = COALESCE(v.sent_at, d.sent_at),
+    failed_at = COALESCE(v.failed_at, d.failed_at),
+    next_attempt_at = COALESCE(v.next_attempt_at, d.next_attempt_at),
+    lease_until = NULL,
+    dispatched_until = CASE WHEN v.undispatch THEN NULL ELSE d.dispatched_until END,
+    address = COALESCE(v.address, d.address),
+    last_error = v.last_error
+FROM unnest(%(ids)b::bigint[], %(statuses)b::varchar[], %(sent)b::timestamptz[],
+            %(failed)b::timestamptz[], %(next)b::timestamptz[], %(addresses)b::varchar[],
+            %(errors)b::text[], %(undispatch)b::boolean[])
+    AS v(id, status, sent_at, failed_at, next_attempt_at, address, last_error, undispatch)
+WHERE d.id = v.id AND d.status = 'sending' AND d.claimed_by = %(worker)s
+RETURNING d.id
+"""
+
+
+def _finish_many(worker: str, outcomes: Sequence[tuple[int, dict[str, Any]]]) -> set[int]:
+    """`_finish` for many rows in one statement; returns the ids still ours (now recorded)."""
+    if not outcomes:
+        return set()
+    if not is_postgres():
+        return {i for i, fields in outcomes if _finish(i, worker, **fields)}
+
+    def column(name: str) -> list[Any]:
+        return [fields.get(name) for _i, fields in outcomes]
+
+    params = {
+        "worker": worker[:200],
+        "ids": [i for i, _f in outcomes],
+        "statuses": [str(s) for s in column("status")],
+        "sent": column("sent_at"),
+        "failed": column("failed_at"),
+        "next": column("next_attempt_at"),
+        "addresses": column("address"),
+        "errors": [f.get("last_error", "") for _i, f in outcomes],
+        "undispatch": ["dispatched_until" in f for _i, f in outcomes],
+    }
+    with transaction.atomic(), bulk_cursor() as cur:
+        cur.execute(_FINISH_MANY_SQL, params)
+        done = {r[0] for r in cur.fetchall()}
+    for delivery_id, fields in outcomes:
+        if delivery_id not in done:
+            logger.warning("delivery %s: lease lost before finishing (%s)", delivery_id, fields)
+    return done
+
+
+def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
+    """The messages of claimed deliveries, by delivery id: two queries for the lot."""
+    notifications = {
+        n.pk: n
+        for n in Notification.objects.select_related("recipient", "case__holder_agency")
         .only(
             "id",
             "subject",
@@ -401,26 +512,105 @@ def _outbound(delivery: Delivery) -> OutboundMessage:
             "recipient__phone",
             "case__holder_agency__webhook_url",
         )
-        .get(pk=delivery.notification_id)
+        .filter(pk__in={r.notification_id for r in rows})
+    }
+    hook_agencies = {
+        (n.data or {}).get("webhook_agency_id")
+        for r in rows
+        if r.channel == DeliveryChannel.WEBHOOK and (n := notifications.get(r.notification_id))
+    }
+    hook_urls = dict(
+        Agency.objects.filter(pk__in={a for a in hook_agencies if a}).values_list(
+            "pk", "webhook_url"
+        )
     )
-    webhook_url = ""
-    if delivery.channel == DeliveryChannel.WEBHOOK:
-        agency_id = (notification.data or {}).get("webhook_agency_id")
-        if agency_id:
-            webhook_url = (
-                Agency.objects.filter(pk=agency_id).values_list("webhook_url", flat=True).first()
-                or ""
-            )
-        elif notification.case is not None:
-            webhook_url = notification.case.holder_agency.webhook_url
-    return OutboundMessage(
-        notification_id=notification.pk,
-        subject=notification.subject,
-        body=notification.body,
-        email=notification.recipient.email or "",
-        phone=notification.recipient.phone or "",
-        webhook_url=webhook_url,
-    )
+    out = {}
+    for r in rows:
+        notification = notifications.get(r.notification_id)
+        if notification is None:
+            continue
+        webhook_url = ""
+        if r.channel == DeliveryChannel.WEBHOOK:
+            agency_id = (notification.data or {}).get("webhook_agency_id")
+            if agency_id:
+                webhook_url = hook_urls.get(agency_id) or ""
+            elif notification.case is not None:
+                webhook_url = notification.case.holder_agency.webhook_url
+        out[r.id] = OutboundMessage(
+            notification_id=notification.pk,
+            subject=notification.subject,
+            body=notification.body,
+            email=notification.recipient.email or "",
+            phone=notification.recipient.phone or "",
+            webhook_url=webhook_url,
+        )
+    return out
+
+
+def _outbound(delivery: Delivery) -> OutboundMessage:
+    claimed = _Claimed(delivery.pk, delivery.notification_id, delivery.channel, delivery.attempts)
+    message = _outbound_many([claimed]).get(delivery.pk)
+    if message is None:
+        raise Notification.DoesNotExist(f"notification {delivery.notification_id}")
+    return message
+
+
+def _send(
+    row: _Claimed,
+    message: OutboundMessage | Exception,
+    *,
+    worker: str,
+    session: ChannelSession | None,
+    later: Callable[[], dt.datetime],
+) -> tuple[str, dict[str, Any]]:
+    """Send one claimed delivery, re-checking the lease first. Returns the outcome (sent |
+    retry | failed | lost) and the fields to record (none for `lost`: the row follows its new
+    owner). Never raises for a channel error."""
+    try:
+        if isinstance(message, Exception):  # reading the message failed: like a failed send
+            raise message
+        delay = settings.DELIVERY_TEST_DELAY_SECONDS
+        if delay > 0:
+            time.sleep(delay)
+        if not _still_ours(row.id, worker):
+            logger.warning("delivery %s: lease lost before sending; not sent", row.id)
+            return "lost", {}
+        address = SENDERS[row.channel](message, session)
+    except PermanentError as exc:
+        logger.warning("delivery %s failed permanently: %s", row.id, exc)
+        return "failed", {
+            "status": DeliveryStatus.FAILED,
+            "failed_at": later(),
+            "lease_until": None,
+            "last_error": str(exc)[:2000],
+        }
+    except Exception as exc:  # TransientError, or a bug: retried, then dead-lettered
+        if not isinstance(exc, TransientError):
+            logger.exception("delivery %s: unexpected error", row.id)
+        error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, TransientError) else str(exc)
+        if row.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+            return "failed", {
+                "status": DeliveryStatus.FAILED,
+                "failed_at": later(),
+                "lease_until": None,
+                "last_error": f"重试 {row.attempts} 次后放弃：{error}"[:2000],
+            }
+        next_at = later() + dt.timedelta(seconds=backoff_seconds(row.attempts))
+        logger.info("delivery %s: transient error, retry at %s: %s", row.id, next_at, error)
+        return "retry", {
+            "status": DeliveryStatus.PENDING,
+            "next_attempt_at": next_at,
+            "lease_until": None,
+            "dispatched_until": None,
+            "last_error": error[:2000],
+        }
+    return "sent", {
+        "status": DeliveryStatus.SENT,
+        "sent_at": later(),
+        "lease_until": None,
+        "address": address[:500],
+        "last_error": "",
+    }
 
 
 def delivery_attempt(
@@ -437,66 +627,21 @@ def delivery_attempt(
     delivery = _claim(delivery_id, now=now, worker=worker)
     if delivery is None:
         return "skipped"
-
-    def later() -> dt.datetime:
-        return now + dt.timedelta(seconds=time.monotonic() - started)
-
+    row = _Claimed(delivery.pk, delivery.notification_id, delivery.channel, delivery.attempts)
     try:
-        message = _outbound(delivery)
-        delay = settings.DELIVERY_TEST_DELAY_SECONDS
-        if delay > 0:
-            time.sleep(delay)
-        if not _still_ours(delivery.pk, worker):
-            logger.warning("delivery %s: lease lost before sending; not sent", delivery.pk)
-            return "lost"
-        address = SENDERS[delivery.channel](message, session)
-    except PermanentError as exc:
-        _finish(
-            delivery.pk,
-            worker,
-            status=DeliveryStatus.FAILED,
-            failed_at=later(),
-            lease_until=None,
-            last_error=str(exc)[:2000],
-        )
-        logger.warning("delivery %s failed permanently: %s", delivery.pk, exc)
-        return "failed"
-    except Exception as exc:  # TransientError, or a bug: retried, then dead-lettered
-        if not isinstance(exc, TransientError):
-            logger.exception("delivery %s: unexpected error", delivery.pk)
-        error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, TransientError) else str(exc)
-        if delivery.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
-            _finish(
-                delivery.pk,
-                worker,
-                status=DeliveryStatus.FAILED,
-                failed_at=later(),
-                lease_until=None,
-                last_error=f"重试 {delivery.attempts} 次后放弃：{error}"[:2000],
-            )
-            return "failed"
-        next_at = later() + dt.timedelta(seconds=backoff_seconds(delivery.attempts))
-        _finish(
-            delivery.pk,
-            worker,
-            status=DeliveryStatus.PENDING,
-            next_attempt_at=next_at,
-            lease_until=None,
-            dispatched_until=None,
-            last_error=error[:2000],
-        )
-        logger.info("delivery %s: transient error, retry at %s: %s", delivery.pk, next_at, error)
-        return "retry"
-    finished = _finish(
-        delivery.pk,
-        worker,
-        status=DeliveryStatus.SENT,
-        sent_at=later(),
-        lease_until=None,
-        address=address[:500],
-        last_error="",
+        message: OutboundMessage | Exception = _outbound(delivery)
+    except Exception as exc:  # recorded by _send like a failing send
+        message = exc
+    outcome, fields = _send(
+        row,
+        message,
+        worker=worker,
+        session=session,
+        later=lambda: now + dt.timedelta(seconds=time.monotonic() - started),
     )
-    return "sent" if finished else "lost"
+    if fields and not _finish(delivery.pk, worker, **fields) and outcome == "sent":
+        outcome = "lost"
+    return outcome
 
 
 @dataclass
@@ -507,8 +652,12 @@ class DeliveryTally:
     skipped: int = 0
     lost: int = 0
 
-    def add(self, outcome: str) -> None:
-        setattr(self, outcome, getattr(self, outcome) + 1)
+    def add(self, outcome: str, n: int = 1) -> None:
+        setattr(self, outcome, getattr(self, outcome) + n)
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.retry + self.failed + self.skipped + self.lost
 
 
 def deliveries_deliver(
@@ -518,34 +667,87 @@ def deliveries_deliver(
     clock: Callable[[], dt.datetime],
     budget_seconds: float | None = None,
 ) -> DeliveryTally:
-    """Attempt each delivery in turn, reading `clock()` for each (a batch can take a while).
+    """Deliver `ids`: claim a chunk at a time (one statement), read their messages (two
+    queries), then per delivery re-check the lease and send over the batch's shared SMTP and
+    HTTP connections; outcomes are recorded in one statement per chunk (or every
+    FINISH_WITHIN_SECONDS). `clock()` is read per chunk (a batch can take a while).
 
-    Between deliveries, stale or broken database connections are replaced (a DB blip fails
-    one attempt, not the rest of the batch). Past `budget_seconds` the rest are left alone:
-    they stay claimable and a later sweep hands them out again.
+    Between chunks, stale or broken database connections are replaced: a DB blip fails that
+    chunk (its rows wait for their lease, then a later sweep hands them out again), not the
+    rest of the batch. Past `budget_seconds` the rest are left alone: they stay claimable and
+    a later sweep hands them out again.
     """
     started = time.monotonic()
     tally = DeliveryTally()
-    ids = list(ids)
+    ids = list(dict.fromkeys(ids))
     with ChannelSession() as session:
-        for done, delivery_id in enumerate(ids):
+        for offset in range(0, len(ids), CLAIM_CHUNK):
             if budget_seconds is not None and time.monotonic() - started > budget_seconds:
                 # Out of time: let the next sweep hand the rest out again right away.
-                Delivery.objects.filter(pk__in=ids[done:], status=DeliveryStatus.PENDING).update(
+                Delivery.objects.filter(pk__in=ids[offset:], status=DeliveryStatus.PENDING).update(
                     dispatched_until=None
                 )
                 break
             if not connection.in_atomic_block:
                 close_old_connections()
+            chunk = ids[offset : offset + CLAIM_CHUNK]
+            before = tally.total
             try:
-                outcome = delivery_attempt(
-                    delivery_id=delivery_id, now=clock(), worker=worker, session=session
-                )
-            except Exception:  # a database error: the lease expires and a later sweep retries
-                logger.exception("delivery %s: attempt aborted", delivery_id)
-                outcome = "skipped"
-            tally.add(outcome)
+                _deliver_chunk(chunk, worker=worker, clock=clock, session=session, tally=tally)
+            except Exception:  # a database error: the leases expire and a later sweep retries
+                logger.exception("deliveries %s…: chunk aborted", chunk[:3])
+                tally.add("skipped", len(chunk) - (tally.total - before))
     return tally
+
+
+def _deliver_chunk(
+    ids: Sequence[int],
+    *,
+    worker: str,
+    clock: Callable[[], dt.datetime],
+    session: ChannelSession,
+    tally: DeliveryTally,
+) -> None:
+    now = clock()
+    started = time.monotonic()
+
+    def later() -> dt.datetime:
+        return now + dt.timedelta(seconds=time.monotonic() - started)
+
+    claimed = _claim_many(ids, now=now, worker=worker)
+    tally.add("skipped", len(ids) - len(claimed))
+    if not claimed:
+        return
+    try:
+        messages: dict[int, OutboundMessage | Exception] = dict(_outbound_many(claimed))
+    except Exception as exc:  # recorded by _send like a failing send: retried with backoff
+        messages = {row.id: exc for row in claimed}
+    pending: list[tuple[int, dict[str, Any]]] = []
+    outcomes: dict[int, str] = {}
+    oldest = 0.0
+
+    def flush() -> None:
+        recorded = _finish_many(worker, pending)
+        for delivery_id, _fields in pending:
+            outcome = outcomes[delivery_id]
+            tally.add(outcome if delivery_id in recorded or outcome != "sent" else "lost")
+        pending.clear()
+
+    for row in claimed:
+        message = messages.get(row.id) or Notification.DoesNotExist(
+            f"notification {row.notification_id}"
+        )
+        outcome, fields = _send(row, message, worker=worker, session=session, later=later)
+        if not fields:
+            tally.add(outcome)
+            continue
+        if not pending:
+            oldest = time.monotonic()
+        pending.append((row.id, fields))
+        outcomes[row.id] = outcome
+        if time.monotonic() - oldest >= FINISH_WITHIN_SECONDS:
+            flush()
+    flush()
 
 
 # Inbox -----------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ closes it when done. A `threading.Barrier` releases all threads at once, and eve
 repeated for several rounds on fresh cases, so an unlocked read-modify-write would show.
 
 `transaction=True`: the services must commit for other connections to see their rows and
-locks. `serialized_rollback=True` puts the seeded categories and channels (migration 0003)
-back after the flush, for whatever test runs next.
+locks. The flush between transactional tests removes the seeded categories and channels;
+tests/conftest.py seeds them again before each transactional test.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.factories.agencies import township_tree
 from tests.factories.cases import dispute_in_state, register_dispute
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(180),
 ]
 
