@@ -3,7 +3,7 @@
 Celery only nudges: beat triggers a short, idempotent, level-triggered sweep; the sweep hands
 ids of due deliveries to delivery tasks. Losing any message (Redis restart, FLUSHALL, a killed
 worker) delays work by at most a sweep interval or a lease; it never loses or doubles it
-(docs/ENGINE.md "Faults").
+(README "Faults").
 
 Reliability settings:
 - acks_late + reject_on_worker_lost + prefetch 1: a task whose worker dies is redelivered;

@@ -5,7 +5,7 @@ resumes, reassignments), with the case row locked. It only writes `Reminder` row
 reminder sweep sends them. Recipients (the assignee and the holder agency's head) are
 resolved when a reminder is sent, so a reassignment needs no re-planning.
 
-Rules (docs/ENGINE.md "Reminders"):
+Rules (README "Reminders"):
 - Only RUNNING clocks of kind DUTY get reminders, at the rule's `reminder_offsets`
   (default 3 and 1 working days before, and 09:00 on the due day, Asia/Shanghai), moved into
   08:00–21:00 by `policy.shift_into_quiet_hours`.

@@ -1,6 +1,6 @@
 """Engine health: broker, queues, last sweep, oldest undelivered delivery, calendar horizon.
 
-Policy (docs/ENGINE.md "Health"):
+Policy (README "Health"):
 - failures (HTTP 503, `manage.py health` exit 1): database unreachable; broker unreachable;
   no finished sweep within 3 × SWEEP_INTERVAL_SECONDS; a pending/sending delivery older than
   HEALTH_MAX_DELIVERY_AGE_SECONDS (10 min).

@@ -95,6 +95,7 @@ class SweepContext:
     ack_due_at: dt.datetime
     counts: SweepCounts = field(default_factory=SweepCounts)
     _supervisors: dict[int, list[int]] = field(default_factory=dict)
+    _remaining: dict[dt.date, str] = field(default_factory=dict)
 
     @property
     def today(self) -> dt.date:
@@ -177,12 +178,17 @@ def escalation_text(data: dict[str, Any]) -> tuple[str, str]:
 
 
 def _remaining(due: dt.date, ctx: SweepContext) -> str:
-    if ctx.today == due:
-        return "今日到期"
-    if ctx.today > due:
-        return "已超期"
-    days = policy.working_days_between(ctx.today, due, calendar=ctx.calendar)
-    return f"还有 {days} 个工作日"
+    text = ctx._remaining.get(due)
+    if text is None:  # a working-day count per reminder would dominate a large sweep
+        if ctx.today == due:
+            text = "今日到期"
+        elif ctx.today > due:
+            text = "已超期"
+        else:
+            days = policy.working_days_between(ctx.today, due, calendar=ctx.calendar)
+            text = f"还有 {days} 个工作日"
+        ctx._remaining[due] = text
+    return text
 
 
 def reminder_line(row: dict[str, Any], ctx: SweepContext) -> str:
@@ -793,6 +799,7 @@ WITH claimed AS (
     JOIN cases_case k ON k.id = c.case_id
     WHERE r.status = 'planned' AND r.send_at <= %(upper)s AND r.send_at > %(lower)s
       AND c.status = 'running' AND c.generation = r.generation AND c.kind = %(duty)s
+      __BY_ID__
     ORDER BY r.send_at, r.id
     LIMIT %(limit)s
     FOR UPDATE OF r SKIP LOCKED
@@ -808,6 +815,20 @@ WHERE r.id = cl.id
 RETURNING r.id AS reminder_id, r.offset_code, r.send_at, c.id AS clock_id, c.rule_code,
           c.due, c.due_at, k.id AS case_id, k.number AS case_number, k.title AS case_title,
           k.assignee_id, k.holder_agency_id, a.head_id
+"""
+# The digest claim takes the oldest DIGEST_CAP in one statement. The one-by-one reminders are
+# claimed by id from a candidate list read once per pass, like level 1 (`_LEVEL1_SQL`): a
+# burst of reminders shares one send_at (09:00), so "the first N by send_at, id" per batch
+# meant reading and sorting the whole burst once per batch.
+_SEND_REMINDERS_BY_ID_SQL = _SEND_REMINDERS_SQL.replace(
+    "__BY_ID__", "AND r.id = ANY(%(ids)b::bigint[])"
+)
+_SEND_REMINDERS_SQL = _SEND_REMINDERS_SQL.replace("__BY_ID__", "")
+_REMINDER_CANDIDATES_SQL = """
+SELECT r.id FROM deadlines_reminder r
+WHERE r.status = 'planned' AND r.send_at <= %(upper)s AND r.send_at > %(lower)s
+ORDER BY r.send_at, r.id
+LIMIT %(window)s
 """
 
 
@@ -974,19 +995,57 @@ def reminders_send_due(ctx: SweepContext, *, budget: float | None = None) -> int
     ctx.counts.batches += 1
     ctx.counts.reminders_digested += len(rows)
     sent += len(rows)
-    while True:
-        with transaction.atomic():
-            rows = _claim_reminders(
-                ctx, lower=cutoff, upper=ctx.now, limit=ctx.batch_size, digested=False
-            )
-            if rows:
-                _queue(_reminder_specs(rows, ctx), ctx)
-        ctx.counts.batches += 1
-        sent += len(rows)
-        if len(rows) < ctx.batch_size or _over(started, budget):
-            break
+    if is_postgres():
+        sent += _reminders_send_postgres(ctx, lower=cutoff, started=started, budget=budget)
+    else:
+        while True:
+            with transaction.atomic():
+                rows = _claim_reminders(
+                    ctx, lower=cutoff, upper=ctx.now, limit=ctx.batch_size, digested=False
+                )
+                if rows:
+                    _queue(_reminder_specs(rows, ctx), ctx)
+            ctx.counts.batches += 1
+            sent += len(rows)
+            if len(rows) < ctx.batch_size or _over(started, budget):
+                break
     ctx.counts.reminders_sent += sent
     return sent
+
+
+def _reminders_send_postgres(
+    ctx: SweepContext, *, lower: dt.datetime, started: float, budget: float | None
+) -> int:
+    """The one-by-one reminders: candidates read once per pass, claimed by id in batches
+    (`_map_batches`: in parallel when no caller's transaction is open)."""
+    window = ctx.batch_size * CLIMB_WINDOW_FACTOR
+    params = _sql_params(
+        ctx, lower=lower, upper=ctx.now, limit=ctx.batch_size, digested=False, window=window
+    )
+
+    def batch(ids: list[int]) -> tuple[int, Any]:
+        with transaction.atomic():
+            rows = _fetch_rows(_SEND_REMINDERS_BY_ID_SQL, {**params, "ids": ids})
+            specs = _reminder_specs(rows, ctx)
+            return len(rows), notifications_create_bulk(specs, now=ctx.now)
+
+    sent = 0
+    while True:
+        with bulk_cursor() as cur:
+            cur.execute(_REMINDER_CANDIDATES_SQL, params)
+            candidates = [row[0] for row in cur.fetchall()]
+        chunks = [
+            candidates[i : i + ctx.batch_size] for i in range(0, len(candidates), ctx.batch_size)
+        ]
+        claimed = 0
+        for n, created in _map_batches(chunks, batch, should_stop=lambda: _over(started, budget)):
+            ctx.counts.batches += 1
+            ctx.counts.notifications_queued += created.notifications
+            ctx.counts.deliveries_queued += created.deliveries
+            claimed += n
+        sent += claimed
+        if len(candidates) < window or not claimed or _over(started, budget):
+            return sent
 
 
 # The whole sweep -----------------------------------------------------------------------------

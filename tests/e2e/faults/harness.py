@@ -8,7 +8,7 @@ the application believes it sent), and a file holding the test clock that every 
 through `mediation.core.clock.now()` (RELIABILITY.md §4.0, §4.4).
 
 The invariants are the SQL of RELIABILITY.md §4.0 adapted to the engine's tables
-(docs/ENGINE_CONTRACT.md): escalations and reminders exactly once, nothing overdue left
+(README "Reminders and escalation"): escalations and reminders exactly once, nothing overdue left
 behind, nothing stuck in `sending`, every delivery at its sink under a distinct idempotency key.
 """
 

@@ -1,5 +1,5 @@
 """`manage.py sweep_bench [--clocks N] [--batch-size N] [--keep]`: time the sweep on N newly
-overdue duty clocks (docs/ENGINE.md "Performance").
+overdue duty clocks (README "Performance").
 
 Builds a throwaway agency hierarchy (county → township 综治中心 → village committee, a head
 with e-mail, supervisors, a group-robot URL) and N cases with running duty clocks due
