@@ -193,8 +193,8 @@ LOGGING = {
 # Celery workers and beat keep the handler above instead of replacing the root logger's.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# Reminder and escalation engine (issue 3; README "Reminders and escalation"). Workers read these from the
-# environment like everything else.
+# Reminder and escalation engine (README "Reminders and escalation"). Workers read these
+# from the environment like everything else.
 SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=30.0)
 SWEEP_BATCH_SIZE = env.int("SWEEP_BATCH_SIZE", default=1000)
 # Reminders older than this at sweep time (an outage) go out as one digest per recipient.
