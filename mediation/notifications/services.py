@@ -310,9 +310,17 @@ def notifications_create_bulk(specs: Iterable[NotificationSpec], *, now: dt.date
 # Dispatch (hand ids to the delivery layer) -----------------------------------------------------
 
 
+def lease_clock() -> dt.datetime:
+    """Leases are an infrastructure timer and run on the real clock, never on the business
+    clock (`mediation.core.clock.now`, which tests move and an NTP step can jump): a jump must
+    not expire the lease of a worker that is still sending (seen as a duplicate e-mail in the
+    clock-jump fault test)."""
+    return dt.datetime.now(dt.UTC)
+
+
 def _claimable(now: dt.datetime) -> Q:
     return Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) | Q(
-        status=DeliveryStatus.SENDING, lease_until__lte=now
+        status=DeliveryStatus.SENDING, lease_until__lte=lease_clock()
     )
 
 
@@ -380,7 +388,7 @@ FROM (
     SELECT id FROM notifications_delivery
     WHERE id = ANY(%(ids)b::bigint[])
       AND ((status = 'pending' AND next_attempt_at <= %(now)s)
-           OR (status = 'sending' AND lease_until <= %(now)s))
+           OR (status = 'sending' AND lease_until <= %(lease_now)s))
     ORDER BY id
     FOR UPDATE SKIP LOCKED
 ) c
@@ -393,7 +401,8 @@ def _claim_many(ids: Sequence[int], *, now: dt.datetime, worker: str) -> list[_C
     """Claim the claimable ones of `ids` in one short transaction (pending and due, or sending
     under an expired lease; SKIP LOCKED: a row another worker is claiming is left to it).
     Returns them in the order of `ids`."""
-    lease_until = now + dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    lease_now = lease_clock()
+    lease_until = lease_now + dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     if not is_postgres():
         claimed = []
         for delivery_id in ids:
@@ -405,7 +414,13 @@ def _claim_many(ids: Sequence[int], *, now: dt.datetime, worker: str) -> list[_C
                     )
                 )
         return claimed
-    params = {"ids": list(ids), "now": now, "lease_until": lease_until, "worker": worker[:200]}
+    params = {
+        "ids": list(ids),
+        "now": now,
+        "lease_now": lease_now,
+        "lease_until": lease_until,
+        "worker": worker[:200],
+    }
     with transaction.atomic(), bulk_cursor() as cur:
         cur.execute(_CLAIM_SQL, params)
         rows = {r[0]: _Claimed(*r) for r in cur.fetchall()}
@@ -413,7 +428,7 @@ def _claim_many(ids: Sequence[int], *, now: dt.datetime, worker: str) -> list[_C
 
 
 def _claim(delivery_id: int, *, now: dt.datetime, worker: str) -> Delivery | None:
-    lease_until = now + dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    lease_until = lease_clock() + dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     with transaction.atomic():
         qs = Delivery.objects.filter(_claimable(now), pk=delivery_id)
         if is_postgres():

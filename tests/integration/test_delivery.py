@@ -394,21 +394,22 @@ def test_sms_goes_through_the_configured_gateway(user, caplog):
 # Leases and dispatch -------------------------------------------------------------------------
 
 
-def test_a_leased_delivery_is_taken_over_only_after_the_lease_expires(smtp, user):
+def test_a_leased_delivery_is_taken_over_only_after_the_lease_expires(smtp, user, monkeypatch):
     note = notify(user)
     row = delivery(note, "email")
+    # Leases run on the real clock; drive it by hand here.
+    lease_now = [NOW]
+    monkeypatch.setattr(services, "lease_clock", lambda: lease_now[0])
     # Worker A claims it and dies before sending (kill -9).
     assert services._claim(row.pk, now=NOW, worker="A") is not None
     row.refresh_from_db()
     assert (row.status, row.claimed_by) == ("sending", "A")
     assert row.lease_until == NOW + dt.timedelta(seconds=60)
 
-    assert delivery_attempt(delivery_id=row.pk, now=NOW + dt.timedelta(seconds=59), worker="B") == (
-        "skipped"
-    )
-    assert delivery_attempt(delivery_id=row.pk, now=NOW + dt.timedelta(seconds=60), worker="B") == (
-        "sent"
-    )
+    lease_now[0] = NOW + dt.timedelta(seconds=59)
+    assert delivery_attempt(delivery_id=row.pk, now=lease_now[0], worker="B") == "skipped"
+    lease_now[0] = NOW + dt.timedelta(seconds=60)
+    assert delivery_attempt(delivery_id=row.pk, now=lease_now[0], worker="B") == "sent"
     row.refresh_from_db()
     assert (row.status, row.claimed_by, row.attempts) == ("sent", "B", 2)
     # A, coming back, cannot overwrite B's result.
@@ -483,3 +484,15 @@ def test_inactive_users_get_nothing_and_keys_are_idempotent(town, user):
     assert notifications_create_bulk([spec], now=NOW).notifications == 1
     assert notifications_create_bulk([spec], now=NOW).notifications == 0
     assert Notification.objects.filter(key="y").count() == 1
+
+
+def test_a_business_clock_jump_does_not_expire_a_live_lease(smtp, user):
+    # A worker is sending under its lease when the business clock steps a week ahead: the row
+    # must stay the first worker's (a take-over here sent duplicates in the clock-jump test).
+    row = delivery(notify(user), "email")
+    assert services._claim(row.pk, now=NOW, worker="A") is not None
+
+    jumped = NOW + dt.timedelta(days=7)
+    assert delivery_attempt(delivery_id=row.pk, now=jumped, worker="B") == "skipped"
+    row.refresh_from_db()
+    assert (row.status, row.claimed_by) == ("sending", "A")

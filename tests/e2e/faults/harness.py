@@ -953,9 +953,10 @@ def check_invariants(
         )
 
     # I3/I4 deliveries: nothing stuck, everything sent
+    # Leases run on the real clock, not the test clock (notifications.services.lease_clock).
     stuck = scalar(
         "SELECT count(*) FROM {delivery} WHERE status = 'sending' AND lease_until < %(now)s",
-        {"now": now},
+        {"now": dt.datetime.now(dt.UTC)},
     )
     if stuck:
         violations.append(f"I4 {stuck} deliveries left 'sending' with an expired lease")
@@ -1045,7 +1046,7 @@ def deliveries_in_flight(cluster: FaultCluster) -> dict[str, int]:
     rows = sql(
         "SELECT claimed_by, count(*) FROM {delivery} WHERE status = 'sending' "
         "AND lease_until > %(now)s GROUP BY 1",
-        {"now": cluster.clock.now()},
+        {"now": dt.datetime.now(dt.UTC)},  # leases run on the real clock
     )
     return dict(rows)
 
