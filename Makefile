@@ -14,8 +14,11 @@ test:
 lint:
 	scripts/test --lint-only
 
+# Every benchmark at 1 M cases on the scratch database mediation_bench (BENCHMARKS.md), 3 runs;
+# ARGS="--scale 5m --runs 5" to change. Needs PostgreSQL, redis-server and ~4 GB of disk.
 bench:
-	@echo "benchmarks are not written yet" >&2; exit 1
+	bash -c 'source scripts/_venv.sh && ensure_venv dev'
+	.venv/bin/python -m bench.run all --scale 1m $(ARGS)
 
 # .venv with the development requirements, without running anything.
 venv:

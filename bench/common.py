@@ -77,7 +77,9 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(),
-        "postgres": cmd("psql", "-h", "127.0.0.1", "-U", "root", "-d", DB_NAME, "-Atc", "show server_version"),
+        "postgres": cmd(
+            "psql", "-h", "127.0.0.1", "-U", "root", "-d", DB_NAME, "-Atc", "show server_version"
+        ),
         "redis": cmd("redis-server", "--version"),
     }
 

@@ -9,9 +9,9 @@ the load and rebuilt afterwards; foreign-key triggers are skipped for the sessio
 
 Shape (N = 100k / 1m / 5m cases; case id i = 1..N):
 
-- 1 county (government) with its peace office; 20 townships (government + township peace
-  office 综治中心); 1,000 village mediation committees (50 per township), each with a group
-  robot URL.
+- The county 综治中心 (root) and 信访局; 20 townships, each a 综治中心 under the county with the
+  township mediation committee below it; 1,000 village mediation committees (50 under each
+  township committee), each with a group robot URL.
 - Users: per village a head (role supervisor) and two mediators; three supervisors per
   township peace office and at the county peace office. Village heads have API tokens.
 - N open disputes spread over the villages: i % 10 in 0..3 `registered` (running
@@ -68,9 +68,7 @@ APP_TABLES = (
 
 def ensure_database(*, reset: bool = False) -> bool:
     """Create (or with reset, recreate) the bench database; returns True if it is new."""
-    with psycopg.connect(
-        "postgresql://root@127.0.0.1:5432/postgres", autocommit=True
-    ) as conn:
+    with psycopg.connect("postgresql://root@127.0.0.1:5432/postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
         if exists and reset:
             conn.execute(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)')
@@ -110,19 +108,42 @@ def _indexes(cur: Any, table: str) -> tuple[list[tuple[str, str]], list[tuple[st
 def _agencies_and_users(cur: Any, now: dt.datetime) -> dict[str, Any]:
     from django.contrib.auth.hashers import make_password
 
+    # As tests/factories/agencies.py: the county 综治中心 is the root, each township 综治中心
+    # sits under it with the township mediation committee below, and the village committees
+    # under that. Supervisors of a 综治中心 thus see every case below it.
     agencies: list[tuple[Any, ...]] = [
-        (1, "bench-county", "测试县人民政府", "government", "county", None, "BCG", ""),
-        (2, "bench-county-po", "测试县综治中心", "peace_office", "county", 1, "BCP", ""),
+        (1, "bench-county-po", "测试县综治中心", "peace_office", "county", None, "BCP", ""),
+        (2, "bench-county-pb", "测试县信访局", "petition_office", "county", 1, "BCB", ""),
     ]
     per_town = VILLAGES // TOWNSHIPS
     for t in range(TOWNSHIPS):
-        gov, po = 10 + 2 * t, 11 + 2 * t
-        agencies.append((gov, f"bench-t{t}", f"测试镇{t}人民政府", "government", "township", 1, f"BT{t}", ""))
+        committee, centre = 10 + 2 * t, 11 + 2 * t
         agencies.append(
-            (po, f"bench-t{t}-po", f"测试镇{t}综治中心", "peace_office", "township", gov, f"BTP{t}", "")
+            (
+                centre,
+                f"bench-t{t}-po",
+                f"测试镇{t}综治中心",
+                "peace_office",
+                "township",
+                1,
+                f"BTP{t}",
+                "",
+            )
+        )
+        agencies.append(
+            (
+                committee,
+                f"bench-t{t}",
+                f"测试镇{t}人民调解委员会",
+                "mediation_committee",
+                "township",
+                centre,
+                f"BT{t}",
+                "",
+            )
         )
     for v in range(VILLAGES):
-        parent = 10 + 2 * (v // per_town)
+        parent = 10 + 2 * (v // per_town)  # the township mediation committee
         agencies.append(
             (
                 1000 + v,
@@ -149,7 +170,7 @@ def _agencies_and_users(cur: Any, now: dt.datetime) -> dict[str, Any]:
         )
 
     for n in range(3):
-        user(100 + n, f"b-county-s{n}", "supervisor", 2, f"县督办{n}")
+        user(100 + n, f"b-county-s{n}", "supervisor", 1, f"县督办{n}")
     for t in range(TOWNSHIPS):
         for n in range(3):
             user(5000 + 3 * t + n, f"b-t{t}-s{n}", "supervisor", 11 + 2 * t, f"镇{t}督办{n}")
@@ -200,8 +221,10 @@ SELECT i, 'dispute',
        CASE WHEN i %% 10 < 4 THEN reg ELSE reg + interval '2 days' END,
        '批量测试纠纷' || i, '',
        (reg AT TIME ZONE 'Asia/Shanghai')::date, reg, 'low', 'people',
-       CASE WHEN i %% 10 < 4 THEN NULL ELSE ((reg + interval '1 day') AT TIME ZONE 'Asia/Shanghai')::date END,
-       CASE WHEN i %% 10 < 4 THEN NULL ELSE ((reg + interval '1 day') AT TIME ZONE 'Asia/Shanghai')::date END,
+       CASE WHEN i %% 10 < 4 THEN NULL
+            ELSE ((reg + interval '1 day') AT TIME ZONE 'Asia/Shanghai')::date END,
+       CASE WHEN i %% 10 < 4 THEN NULL
+            ELSE ((reg + interval '1 day') AT TIME ZONE 'Asia/Shanghai')::date END,
        0, '', false, false, 1, false, '', '', '', reg, reg,
        CASE WHEN i %% 5 = 1 THEN 10000 + 3 * v ELSE 10001 + 3 * v END,
        1000 + v, 1000 + v, %(channel)s
@@ -242,7 +265,8 @@ INSERT INTO deadlines_clock (
 SELECT 'dispute.triage', 'duty', 'registered', d.start, d.start + 1, d.start + 1,
        (d.start + 2)::timestamp AT TIME ZONE 'Asia/Shanghai', false, 0, 0, '[]'::jsonb,
        'stopped', k.registered_at,
-       k.registered_at + CASE WHEN k.id %% 3 = 0 THEN interval '3 days' ELSE interval '12 hours' END,
+       k.registered_at
+           + CASE WHEN k.id %% 3 = 0 THEN interval '3 days' ELSE interval '12 hours' END,
        'left:triaged', 1, k.id
 FROM cases_case k
 CROSS JOIN LATERAL (SELECT (k.registered_at AT TIME ZONE 'Asia/Shanghai')::date AS start) d

@@ -30,7 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, VENV_BIN, bench_env, log, loadavg, median
+import psutil
+
+from bench.common import REPO, VENV_BIN, bench_env, loadavg, log, median
 from bench.procs import Proc, RssSampler, cpu_pressure, free_port, redis_server, wait_until
 
 REMINDERS = 20_000
@@ -53,7 +55,9 @@ def prepare(*, hook_url: str) -> int:
     sweep_bench.reset(cases=False)
     with _cursor() as cur:
         cur.execute("DELETE FROM deadlines_reminder WHERE offset_code = 'bench'")
-        cur.execute("UPDATE agencies_agency SET webhook_url = %s WHERE level = 'village'", [hook_url])
+        cur.execute(
+            "UPDATE agencies_agency SET webhook_url = %s WHERE level = 'village'", [hook_url]
+        )
     now = clock_now()
     sweep_run(now=now, trigger="bench-prepare")  # the overdue clocks: not this benchmark's
     with _cursor() as cur:
@@ -162,9 +166,19 @@ def one_run(
             started_procs.append(
                 Proc(
                     f"sink-{kind}",
-                    [py, "-m", "bench.sinks", kind, "--port", str(port),
-                     "--status", str(workdir / f"{kind}.json")],
-                    env=base_env, log=workdir / f"sink-{kind}.log", cwd=REPO,
+                    [
+                        py,
+                        "-m",
+                        "bench.sinks",
+                        kind,
+                        "--port",
+                        str(port),
+                        "--status",
+                        str(workdir / f"{kind}.json"),
+                    ],
+                    env=base_env,
+                    log=workdir / f"sink-{kind}.log",
+                    cwd=REPO,
                 )
             )
         wait_until(
@@ -187,10 +201,30 @@ def one_run(
         celery = str(VENV_BIN / "celery")
         worker = Proc(
             "worker",
-            [celery, "-A", "workers.celery", "worker", "-Q", "sweeps,deliveries,bench", "-c", "2",
-             "-P", "prefork", "-n", "bench@%h", "-I", "bench.celery_tasks", "-l", "WARNING",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, log=workdir / "worker.log", cwd=cwd,
+            [
+                celery,
+                "-A",
+                "workers.celery",
+                "worker",
+                "-Q",
+                "sweeps,deliveries,bench",
+                "-c",
+                "2",
+                "-P",
+                "prefork",
+                "-n",
+                "bench@%h",
+                "-I",
+                "bench.celery_tasks",
+                "-l",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            env=env,
+            log=workdir / "worker.log",
+            cwd=cwd,
         )
         started_procs.append(worker)
         app = _celery(url)
@@ -202,24 +236,52 @@ def one_run(
         load = loadavg()
         pressure = cpu_pressure()
         since = clock_now()
+        cpu_before = psutil.cpu_times()
+        proc_cpu_before = _cpu_seconds(started_procs)
         t0 = time.time()
         spy = None
         with RssSampler({"worker": worker}) as rss:
             app.send_task("workers.sweeps.run_sweep", queue="sweeps")
             beat = Proc(
                 "beat",
-                [celery, "-A", "workers.celery", "beat", "-s", str(workdir / "beat-schedule"),
-                 "-l", "WARNING", "--pidfile="],
-                env=env, log=workdir / "beat.log", cwd=cwd,
+                [
+                    celery,
+                    "-A",
+                    "workers.celery",
+                    "beat",
+                    "-s",
+                    str(workdir / "beat-schedule"),
+                    "-l",
+                    "WARNING",
+                    "--pidfile=",
+                ],
+                env=env,
+                log=workdir / "beat.log",
+                cwd=cwd,
             )
             started_procs.append(beat)
             if profile is not None:
                 children = [p.pid for p in worker.tree()[1:]]
                 if children:
                     spy = subprocess.Popen(
-                        [str(VENV_BIN / "py-spy"), "record", "-o", str(profile), "-f",
-                         "speedscope", "-d", "20", "-p", str(children[0]), "--nonblocking"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        [
+                            str(VENV_BIN / "py-spy"),
+                            "record",
+                            "-o",
+                            str(profile),
+                            "-f",
+                            "speedscope",
+                            "-d",
+                            "20",
+                            "-r",
+                            "200",
+                            "--idle",
+                            "-p",
+                            str(children[0]),
+                            "--nonblocking",
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
                     )
             deadline = time.monotonic() + timeout
             statuses: dict[str, int] = {}
@@ -231,6 +293,16 @@ def one_run(
                     break
                 time.sleep(0.2)
             t_end = time.time()
+        cpu_after = psutil.cpu_times()
+        proc_cpu = {
+            k: round(v - proc_cpu_before.get(k, 0.0), 1)
+            for k, v in _cpu_seconds(started_procs).items()
+        }
+        busy = sum(
+            getattr(cpu_after, f) - getattr(cpu_before, f)
+            for f in ("user", "system", "nice", "irq", "softirq")
+        )
+        idle = sum(getattr(cpu_after, f) - getattr(cpu_before, f) for f in ("idle", "iowait"))
         if spy is not None:
             spy.wait(60)
         first, last = _sent_window(after_id)
@@ -249,10 +321,14 @@ def one_run(
             "complete": complete,
             "elapsed_s": round(elapsed, 3),
             "deliveries_per_s": round(sent / elapsed) if elapsed else None,
-            "delivery_phase_s": round((last - first).total_seconds(), 3) if first else None,
+            "delivery_phase_s": round((last - first).total_seconds(), 3)
+            if first and last
+            else None,
             "sinks": sinks,
             "noop_ceiling": ceiling,
             "memory": rss.report(),
+            "machine_cpu_busy_pct": round(100 * busy / (busy + idle), 1) if busy + idle else None,
+            "cpu_seconds_by_process": proc_cpu,
             "load_after": loadavg(),
             "workdir": str(workdir),
         }
@@ -265,6 +341,31 @@ def one_run(
             proc.stop()
 
 
+def _cpu_seconds(procs: list[Proc]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each started process tree, and by all
+    PostgreSQL backends together."""
+    out: dict[str, float] = {}
+    for proc in procs:
+        total = 0.0
+        for p in proc.tree():
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        out[proc.name] = total
+    pg = 0.0
+    for p in psutil.process_iter(["name", "username"]):
+        try:
+            if p.info["name"] == "postgres":
+                t = p.cpu_times()
+                pg += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    out["postgres (all backends)"] = pg
+    return out
+
+
 def sink_alone(n: int = 20_000) -> dict[str, Any]:
     """The sinks by themselves: two client processes over kept-alive connections."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-sinks-"))
@@ -275,16 +376,41 @@ def sink_alone(n: int = 20_000) -> dict[str, Any]:
         port = free_port()
         sink = Proc(
             f"sink-{kind}",
-            [py, "-m", "bench.sinks", kind, "--port", str(port),
-             "--status", str(workdir / f"{kind}.json")],
-            env=env, log=workdir / f"{kind}.log", cwd=REPO,
+            [
+                py,
+                "-m",
+                "bench.sinks",
+                kind,
+                "--port",
+                str(port),
+                "--status",
+                str(workdir / f"{kind}.json"),
+            ],
+            env=env,
+            log=workdir / f"{kind}.log",
+            cwd=REPO,
         )
         try:
-            wait_until(lambda k=kind: (workdir / f"{k}.json").exists(), timeout=20, what="sink")
+            status = workdir / f"{kind}.json"
+            wait_until(status.exists, timeout=20, what="sink")
             res = subprocess.run(
-                [py, "-m", "bench.sinks", f"load-{kind}", "--port", str(port), "-n", str(n),
-                 "--clients", "2"],
-                env=env, cwd=REPO, capture_output=True, text=True, check=True,
+                [
+                    py,
+                    "-m",
+                    "bench.sinks",
+                    f"load-{kind}",
+                    "--port",
+                    str(port),
+                    "-n",
+                    str(n),
+                    "--clients",
+                    "2",
+                ],
+                env=env,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             out[kind] = json.loads(res.stdout.strip().splitlines()[-1])
         finally:
@@ -341,8 +467,14 @@ def run(
 
 
 def _brief(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("deliveries", "complete", "elapsed_s", "deliveries_per_s", "delivery_phase_s",
-            "load_before")
+    keys = (
+        "deliveries",
+        "complete",
+        "elapsed_s",
+        "deliveries_per_s",
+        "delivery_phase_s",
+        "load_before",
+    )
     out = {k: row.get(k) for k in keys}
     out["noop_per_s"] = row["noop_ceiling"]["tasks_per_s"]
     out["sinks"] = {k: (v["messages"], v["duplicates"]) for k, v in row["sinks"].items()}

@@ -3,6 +3,7 @@ group, stopped by their own pid only, memory sampled with psutil."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -41,7 +42,11 @@ class Proc:
         self.log = log
         self.handle = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=self.handle, stderr=subprocess.STDOUT,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -68,17 +73,13 @@ class Proc:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
                 for proc in tree:
-                    try:
+                    with contextlib.suppress(psutil.NoSuchProcess):
                         proc.kill()
-                    except psutil.NoSuchProcess:
-                        pass
                 self.popen.wait(5)
             for proc in tree[1:]:  # orphans of ours (e.g. prefork children), by pid
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     if proc.is_running():
                         proc.kill()
-                except psutil.NoSuchProcess:
-                    pass
         self.handle.close()
 
     def tail(self, lines: int = 40) -> str:
@@ -135,9 +136,24 @@ def redis_server(workdir: Path, env: dict[str, str]) -> tuple[Proc, str]:
     port = free_port()
     proc = Proc(
         "redis",
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir), "--maxmemory-policy", "noeviction"],
-        env=env, log=workdir / "redis.log", cwd=workdir,
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--maxmemory-policy",
+            "noeviction",
+        ],
+        env=env,
+        log=workdir / "redis.log",
+        cwd=workdir,
     )
     url = f"redis://127.0.0.1:{port}/0"
 

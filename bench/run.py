@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if datagen.current_scale() != args.scale:
         common.save(f"datagen-{args.scale}", datagen.generate(scale=args.scale))
-    todo = ("sweep", "delivery", "transitions", "pages") if args.command == "all" else (
-        args.command,
+    todo = (
+        ("sweep", "delivery", "transitions", "pages") if args.command == "all" else (args.command,)
     )
     for name in todo:
         common.log(f"benchmark {name} at {args.scale}, {args.runs} runs")

@@ -210,8 +210,12 @@ def load(kind: str, port: int, n: int, clients: int) -> dict[str, Any]:
     for p in procs:
         p.join()
     took = time.perf_counter() - started
-    return {"kind": kind, "messages": per * clients, "seconds": round(took, 3),
-            "per_second": round(per * clients / took)}
+    return {
+        "kind": kind,
+        "messages": per * clients,
+        "seconds": round(took, 3),
+        "per_second": round(per * clients / took),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

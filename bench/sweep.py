@@ -22,6 +22,7 @@ import io
 import json
 import os
 import pstats
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -202,22 +203,41 @@ def measure(*, orm: bool, profile: bool = False) -> dict[str, Any]:
     if orm:
         orm_s, orm_n = orm_loop(now)
         row.update(
-            {"orm_s": round(orm_s, 2), "orm_rows": orm_n, "orm_over_sweep": round(orm_s / sweep_s, 1)}
+            {
+                "orm_s": round(orm_s, 2),
+                "orm_rows": orm_n,
+                "orm_over_sweep": round(orm_s / sweep_s, 1),
+            }
         )
         reset(cases=True)
     row["load_after"] = loadavg()
     return row
 
 
+# The files the optimisations of issue 5 changed (BENCHMARKS.md). A baseline is the current
+# tree with these files as of a git ref, so that only the engine code differs.
+ENGINE_FILES = (
+    "mediation/escalation/sweeps.py",
+    "mediation/notifications/services.py",
+    "mediation/notifications/channels.py",
+    "workers/deliveries.py",
+)
+
+
 def _baseline_tree(ref: str) -> Path:
-    """`mediation/` and `workers/` of git `ref`, extracted read-only (git archive)."""
+    """A copy of the working tree's `mediation/` and `workers/` with ENGINE_FILES as of `ref`."""
     root = Path(tempfile.mkdtemp(prefix=f"bench-{ref.replace('/', '_')}-"))
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", ref, "mediation", "workers"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    for package in ("mediation", "workers"):
+        shutil.copytree(
+            REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    for name in ENGINE_FILES:
+        text = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{ref}:{name}"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        (root / name).write_bytes(text)
     return root
 
 
