@@ -1,6 +1,6 @@
 """Local sinks for the delivery benchmark, each run as its own process, and their own load test.
 
-    python -m bench.sinks smtp    --port P --status FILE   # aiosmtpd, counts idempotency keys
+    python -m bench.sinks smtp    --port P --status FILE   # SMTP (pipelining), counts keys
     python -m bench.sinks webhook --port P --status FILE   # threaded HTTP/1.1 (keep-alive) server
     python -m bench.sinks load-smtp    --port P -n 20000 --clients 2
     python -m bench.sinks load-webhook --port P -n 20000 --clients 2
@@ -82,20 +82,94 @@ def _header(raw: bytes, name: bytes) -> str:
     return raw[start + len(name) + 1 : end if end > 0 else None].strip().decode("ascii", "replace")
 
 
+class SmtpSink(asyncio.Protocol):
+    """A minimal SMTP server (RFC 5321 subset: EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT),
+    advertising PIPELINING (RFC 2920): every command line in a read is answered in one write.
+
+    aiosmtpd, which the tests use, costs several times more CPU per message than the workers
+    spend sending it; on two shared cores that would make the sink the benchmark's subject.
+    """
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+        self.buffer = b""
+        self.in_data = False
+        self.has_sender = False
+        self.recipients = 0
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(b"220 sink.local ESMTP bench sink\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        out: list[bytes] = []
+        while True:
+            if self.in_data:
+                if self.buffer.startswith(b".\r\n"):
+                    end, body = 0, b""
+                else:
+                    end = self.buffer.find(b"\r\n.\r\n")
+                    if end < 0:
+                        break
+                    body = self.buffer[:end]
+                    end += 2
+                self.buffer = self.buffer[end + 3 :]
+                self.in_data = False
+                self.has_sender, self.recipients = False, 0
+                self.tally.add(_header(body, b"X-Idempotency-Key"))
+                out.append(b"250 2.0.0 Message accepted\r\n")
+                continue
+            line_end = self.buffer.find(b"\r\n")
+            if line_end < 0:
+                break
+            line, self.buffer = self.buffer[:line_end], self.buffer[line_end + 2 :]
+            reply, close = self.command(line)
+            out.append(reply)
+            if close:
+                self.transport.write(b"".join(out))
+                self.transport.close()
+                return
+        if out:
+            self.transport.write(b"".join(out))
+
+    def command(self, line: bytes) -> tuple[bytes, bool]:
+        verb = line[:4].upper()
+        if verb == b"EHLO":
+            return b"250-sink.local\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n", False
+        if verb == b"HELO":
+            return b"250 sink.local\r\n", False
+        if verb == b"MAIL":
+            self.has_sender, self.recipients = True, 0
+            return b"250 2.1.0 OK\r\n", False
+        if verb == b"RCPT":
+            if not self.has_sender:
+                return b"503 5.5.1 Error: need MAIL command\r\n", False
+            self.recipients += 1
+            return b"250 2.1.5 OK\r\n", False
+        if verb == b"DATA":
+            if not self.recipients:
+                return b"503 5.5.1 Error: need RCPT command\r\n", False
+            self.in_data = True
+            return b"354 End data with <CR><LF>.<CR><LF>\r\n", False
+        if verb == b"RSET":
+            self.has_sender, self.recipients = False, 0
+            return b"250 2.0.0 OK\r\n", False
+        if verb == b"NOOP":
+            return b"250 2.0.0 OK\r\n", False
+        if verb == b"QUIT":
+            return b"221 2.0.0 Bye\r\n", True
+        return b"502 5.5.2 Error: command not recognized\r\n", False
+
+
 def serve_smtp(port: int, status: Path) -> None:
-    from aiosmtpd.smtp import SMTP
-
     tally = Tally(status)
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            tally.add(_header(envelope.content, b"X-Idempotency-Key"))
-            return "250 Message accepted"
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: SMTP(Handler(), hostname="sink.local"), host="127.0.0.1", port=port
+            lambda: SmtpSink(tally), host="127.0.0.1", port=port, backlog=128
         )
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

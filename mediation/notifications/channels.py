@@ -17,6 +17,7 @@ import http.client
 import json
 import logging
 import smtplib
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -75,22 +76,43 @@ def _decode(value: bytes | str) -> str:
 
 
 class ChannelSession:
-    """Resources shared by the deliveries of one batch, opened on first use and reused: one
-    SMTP connection, and one kept-alive HTTP connection per webhook host (a new TCP + SMTP or
-    HTTP handshake per message would cap throughput)."""
+    """Resources shared by deliveries, opened on first use and reused: one SMTP connection,
+    and one kept-alive HTTP connection per webhook host (a new TCP + SMTP or HTTP handshake
+    per message would cap throughput). A delivery worker process keeps one session across
+    its batches (`workers.deliveries`); a batch without one opens its own.
 
-    def __init__(self) -> None:
+    A connection that failed is closed and the next message opens a new one; one left idle
+    for more than `max_idle` seconds is replaced before use (servers drop idle clients, and
+    a silently dropped connection would only fail after the timeout).
+    """
+
+    def __init__(self, *, max_idle: float = 30.0) -> None:
+        self.max_idle = max_idle
         self._email: Any = None
+        self._email_used = 0.0
         self._http: dict[tuple[str, str, int | None], http.client.HTTPConnection] = {}
+        self._http_used: dict[tuple[str, str, int | None], float] = {}
+        self._proxied: dict[tuple[str, str], bool] = {}
 
     def email_connection(self) -> tuple[Any, bool]:
         """(connection, fresh): `fresh` is False when an earlier message opened it."""
+        now = time.monotonic()
+        if self._email is not None and now - self._email_used > self.max_idle:
+            self.reset_email()
+        self._email_used = now
         if self._email is not None:
             return self._email, False
         connection = get_connection(fail_silently=False, timeout=settings.EMAIL_TIMEOUT)
         connection.open()
         self._email = connection
         return connection, True
+
+    def proxied(self, scheme: str, host: str) -> bool:
+        """`_proxied`, remembered per host (reading the environment per message is slow)."""
+        key = (scheme, host)
+        if key not in self._proxied:
+            self._proxied[key] = _proxied(scheme, host)
+        return self._proxied[key]
 
     def reset_email(self) -> None:
         connection, self._email = self._email, None
@@ -106,6 +128,10 @@ class ChannelSession:
         key = (parts.scheme, parts.hostname or "", parts.port)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         for _attempt in range(2):
+            now = time.monotonic()
+            if key in self._http and now - self._http_used.get(key, now) > self.max_idle:
+                self.reset_http(key)
+            self._http_used[key] = now
             conn = self._http.get(key)
             reused = conn is not None
             if conn is None:
@@ -239,7 +265,12 @@ def send_webhook(message: OutboundMessage, session: ChannelSession | None = None
         "Idempotency-Key": message.idempotency_key,
     }
     try:
-        if _proxied(parts.scheme, parts.hostname):
+        proxied = (
+            session.proxied(parts.scheme, parts.hostname)
+            if session is not None
+            else _proxied(parts.scheme, parts.hostname)
+        )
+        if proxied:
             status, reason, raw = _post_urllib(url, body, headers)
         else:
             own = session is None

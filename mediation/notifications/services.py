@@ -18,6 +18,7 @@ the same idempotency key (at-least-once; receivers deduplicate by key).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -363,6 +364,10 @@ CLAIM_CHUNK = 50
 # one is this old: a crash between "sent" and "recorded" resends (same key) at most what
 # went out in this window, as a crash between one send and its mark always could.
 FINISH_WITHIN_SECONDS = 0.25
+# The lease re-check before a send is one statement for the chunk's unsent rows, at most this
+# old when a message goes out (rather than one query per message). A live lease cannot be
+# claimed by another worker, so in between only an operator's reset could move a row.
+CONFIRM_WITHIN_SECONDS = 0.25
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -455,6 +460,17 @@ def _still_ours(delivery_id: int, worker: str) -> bool:
         return cur.fetchone() is not None
 
 
+def _still_ours_many(ids: Sequence[int], worker: str) -> set[int]:
+    """`_still_ours` for many rows in one statement: the ids still `sending` under our claim."""
+    if not ids:
+        return set()
+    return set(
+        Delivery.objects.filter(
+            pk__in=list(ids), status=DeliveryStatus.SENDING, claimed_by=worker[:200]
+        ).values_list("pk", flat=True)
+    )
+
+
 def _finish(delivery_id: int, worker: str, **fields: Any) -> bool:
     updated = Delivery.objects.filter(
         pk=delivery_id, status=DeliveryStatus.SENDING, claimed_by=worker[:200]
@@ -514,11 +530,15 @@ def _finish_many(worker: str, outcomes: Sequence[tuple[int, dict[str, Any]]]) ->
 
 
 def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
-    """The messages of claimed deliveries, by delivery id: two queries for the lot."""
+    """The messages of claimed deliveries, by delivery id: two queries for the lot.
+
+    Plain values, not model instances: a `Case` loaded with deferred fields makes django-fsm
+    re-read its state, one query per row."""
     notifications = {
-        n.pk: n
-        for n in Notification.objects.select_related("recipient", "case__holder_agency")
-        .only(
+        values[0]: values
+        for values in Notification.objects.filter(
+            pk__in={r.notification_id for r in rows}
+        ).values_list(
             "id",
             "subject",
             "body",
@@ -527,10 +547,9 @@ def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
             "recipient__phone",
             "case__holder_agency__webhook_url",
         )
-        .filter(pk__in={r.notification_id for r in rows})
     }
     hook_agencies = {
-        (n.data or {}).get("webhook_agency_id")
+        (n[3] or {}).get("webhook_agency_id")
         for r in rows
         if r.channel == DeliveryChannel.WEBHOOK and (n := notifications.get(r.notification_id))
     }
@@ -541,22 +560,20 @@ def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
     )
     out = {}
     for r in rows:
-        notification = notifications.get(r.notification_id)
-        if notification is None:
+        found = notifications.get(r.notification_id)
+        if found is None:
             continue
+        pk, subject, body, data, email, phone, case_webhook_url = found
         webhook_url = ""
         if r.channel == DeliveryChannel.WEBHOOK:
-            agency_id = (notification.data or {}).get("webhook_agency_id")
-            if agency_id:
-                webhook_url = hook_urls.get(agency_id) or ""
-            elif notification.case is not None:
-                webhook_url = notification.case.holder_agency.webhook_url
+            agency_id = (data or {}).get("webhook_agency_id")
+            webhook_url = (hook_urls.get(agency_id) if agency_id else case_webhook_url) or ""
         out[r.id] = OutboundMessage(
-            notification_id=notification.pk,
-            subject=notification.subject,
-            body=notification.body,
-            email=notification.recipient.email or "",
-            phone=notification.recipient.phone or "",
+            notification_id=pk,
+            subject=subject,
+            body=body,
+            email=email or "",
+            phone=phone or "",
             webhook_url=webhook_url,
         )
     return out
@@ -577,17 +594,19 @@ def _send(
     worker: str,
     session: ChannelSession | None,
     later: Callable[[], dt.datetime],
+    still_ours: Callable[[], bool] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Send one claimed delivery, re-checking the lease first. Returns the outcome (sent |
-    retry | failed | lost) and the fields to record (none for `lost`: the row follows its new
-    owner). Never raises for a channel error."""
+    """Send one claimed delivery, re-checking the lease first (`still_ours`, by default one
+    query for this row). Returns the outcome (sent | retry | failed | lost) and the fields to
+    record (none for `lost`: the row follows its new owner). Never raises for a channel
+    error."""
     try:
         if isinstance(message, Exception):  # reading the message failed: like a failed send
             raise message
         delay = settings.DELIVERY_TEST_DELAY_SECONDS
         if delay > 0:
             time.sleep(delay)
-        if not _still_ours(row.id, worker):
+        if not (still_ours() if still_ours is not None else _still_ours(row.id, worker)):
             logger.warning("delivery %s: lease lost before sending; not sent", row.id)
             return "lost", {}
         address = SENDERS[row.channel](message, session)
@@ -681,11 +700,14 @@ def deliveries_deliver(
     worker: str,
     clock: Callable[[], dt.datetime],
     budget_seconds: float | None = None,
+    session: ChannelSession | None = None,
 ) -> DeliveryTally:
     """Deliver `ids`: claim a chunk at a time (one statement), read their messages (two
-    queries), then per delivery re-check the lease and send over the batch's shared SMTP and
-    HTTP connections; outcomes are recorded in one statement per chunk (or every
-    FINISH_WITHIN_SECONDS). `clock()` is read per chunk (a batch can take a while).
+    queries), then per delivery re-check the lease (one statement for the chunk's unsent rows
+    every CONFIRM_WITHIN_SECONDS) and send over shared SMTP and HTTP connections: `session`'s
+    (the worker process's, kept open across batches) or, without one, the batch's own.
+    Outcomes are recorded in one statement per chunk (or every FINISH_WITHIN_SECONDS).
+    `clock()` is read per chunk (a batch can take a while).
 
     Between chunks, stale or broken database connections are replaced: a DB blip fails that
     chunk (its rows wait for their lease, then a later sweep hands them out again), not the
@@ -695,7 +717,7 @@ def deliveries_deliver(
     started = time.monotonic()
     tally = DeliveryTally()
     ids = list(dict.fromkeys(ids))
-    with ChannelSession() as session:
+    with contextlib.nullcontext(session) if session is not None else ChannelSession() as session:
         for offset in range(0, len(ids), CLAIM_CHUNK):
             if budget_seconds is not None and time.monotonic() - started > budget_seconds:
                 # Out of time: let the next sweep hand the rest out again right away.
@@ -730,6 +752,7 @@ def _deliver_chunk(
         return now + dt.timedelta(seconds=time.monotonic() - started)
 
     claimed = _claim_many(ids, now=now, worker=worker)
+    confirmed = time.monotonic()
     tally.add("skipped", len(ids) - len(claimed))
     if not claimed:
         return
@@ -740,6 +763,14 @@ def _deliver_chunk(
     pending: list[tuple[int, dict[str, Any]]] = []
     outcomes: dict[int, str] = {}
     oldest = 0.0
+    ours = {row.id for row in claimed}  # as claimed by the statement above
+
+    def still_ours(index: int) -> bool:  # claimed[index:] are the unsent ones
+        nonlocal ours, confirmed
+        if time.monotonic() - confirmed >= CONFIRM_WITHIN_SECONDS:
+            ours = _still_ours_many([row.id for row in claimed[index:]], worker)
+            confirmed = time.monotonic()
+        return claimed[index].id in ours
 
     def flush() -> None:
         recorded = _finish_many(worker, pending)
@@ -748,11 +779,18 @@ def _deliver_chunk(
             tally.add(outcome if delivery_id in recorded or outcome != "sent" else "lost")
         pending.clear()
 
-    for row in claimed:
+    for index, row in enumerate(claimed):
         message = messages.get(row.id) or Notification.DoesNotExist(
             f"notification {row.notification_id}"
         )
-        outcome, fields = _send(row, message, worker=worker, session=session, later=later)
+        outcome, fields = _send(
+            row,
+            message,
+            worker=worker,
+            session=session,
+            later=later,
+            still_ours=functools.partial(still_ours, index),
+        )
         if not fields:
             tally.add(outcome)
             continue

@@ -10,17 +10,20 @@ import email.policy
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from mediation.accounts.models import Role
 from mediation.core.clock import SHANGHAI
 from mediation.notifications import services
-from mediation.notifications.channels import PermanentError
+from mediation.notifications.channels import ChannelSession, PermanentError
 from mediation.notifications.models import ChannelPreference, Delivery, Notification
 from mediation.notifications.selectors import (
     delivery_list_failed,
@@ -59,6 +62,7 @@ class SmtpHandler:
         self.data_replies: list[str] = []  # consumed one per DATA; empty: accept
         self.refuse: set[str] = set()
         self.peers: list[object] = []
+        self.servers: list[object] = []  # aiosmtpd protocol per accepted message
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
@@ -70,6 +74,7 @@ class SmtpHandler:
         if self.data_replies:
             return self.data_replies.pop(0)
         self.peers.append(session.peer)
+        self.servers.append(server)
         self.messages.append(
             email.message_from_bytes(envelope.content, policy=email.policy.default)
         )
@@ -82,6 +87,7 @@ def smtp() -> Iterator[SmtpHandler]:
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
+    handler.controller = controller
     try:
         with override_settings(
             EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
@@ -259,6 +265,108 @@ def test_a_batch_reuses_one_smtp_connection(smtp, town, user):
     assert len(set(smtp.peers)) == 1
     ids = {m["X-Idempotency-Key"] for m in smtp.messages}
     assert ids == {f"notification-{r.notification_id}" for r in rows}
+
+
+@pytest.fixture
+def eager_worker():
+    """Celery tasks run in-process, as in one worker process; its channel session is closed
+    afterwards."""
+    from workers import deliveries as delivery_tasks
+    from workers.celery import app
+
+    old = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    try:
+        yield delivery_tasks
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = old
+        delivery_tasks._close_channel_session()
+
+
+def test_a_worker_process_keeps_one_smtp_connection_across_batches(smtp, user, eager_worker):
+    rows = [delivery(notify(user, f"k{i}"), "email") for i in range(3)]
+
+    # The first batch carries one id; it hands the other two to a successor batch.
+    eager_worker.deliver_batch.apply(args=[[rows[0].pk]]).get()
+
+    assert Delivery.objects.filter(status="sent").count() == 3
+    assert len(smtp.messages) == 3
+    assert len(set(smtp.peers)) == 1
+
+
+def test_an_smtp_connection_the_server_dropped_is_reopened_and_the_message_sent(smtp, user):
+    first, second = (delivery(notify(user, f"k{i}"), "email") for i in range(2))
+    session = ChannelSession()
+    assert deliveries_deliver([first.pk], worker="w1", clock=lambda: NOW, session=session).sent
+    # The server closes the idle connection (e.g. its idle timeout) between two batches.
+    [server] = smtp.servers
+    smtp.controller.loop.call_soon_threadsafe(server.transport.close)
+    time.sleep(0.2)
+
+    tally = deliveries_deliver([second.pk], worker="w1", clock=lambda: NOW, session=session)
+    session.close()
+
+    assert (tally.sent, tally.retry) == (1, 0)
+    assert len(set(smtp.peers)) == 2
+    assert sorted(m["X-Idempotency-Key"] for m in smtp.messages) == sorted(
+        f"notification-{r.notification_id}" for r in (first, second)
+    )
+
+
+def test_an_smtp_connection_idle_too_long_is_replaced_before_use(smtp, user):
+    first, second = (delivery(notify(user, f"k{i}"), "email") for i in range(2))
+    session = ChannelSession(max_idle=0.05)
+    deliveries_deliver([first.pk], worker="w1", clock=lambda: NOW, session=session)
+    time.sleep(0.1)
+    deliveries_deliver([second.pk], worker="w1", clock=lambda: NOW, session=session)
+    session.close()
+
+    assert len(smtp.messages) == 2
+    assert len(set(smtp.peers)) == 2
+
+
+def test_database_statements_per_batch_do_not_grow_with_its_size(smtp, robot, town, user):
+    town.village_committee.webhook_url = robot.url
+    town.village_committee.save(update_fields=["webhook_url"])
+
+    def statements(n: int, prefix: str) -> int:
+        ids = [
+            r.pk
+            for i in range(n)
+            for r in Delivery.objects.filter(
+                notification=notify(user, f"{prefix}{i}", webhook_agency=town.village_committee)
+            )
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            tally = deliveries_deliver(ids, worker="w1", clock=lambda: NOW)
+        assert tally.sent == len(ids) == 2 * n
+        return len(queries)
+
+    assert statements(2, "a") == statements(20, "b")
+
+
+def test_a_row_taken_over_within_a_batch_is_not_sent(smtp, user, monkeypatch):
+    # The lease re-check before each send is batched (one statement per
+    # CONFIRM_WITHIN_SECONDS); with 0 it runs before every message.
+    monkeypatch.setattr(services, "CONFIRM_WITHIN_SECONDS", 0.0)
+    first, second = (delivery(notify(user, f"k{i}"), "email") for i in range(2))
+    send_email = services.SENDERS["email"]
+
+    def send_then_lose_the_second(message, session):
+        address = send_email(message, session)
+        Delivery.objects.filter(pk=second.pk).update(claimed_by="B")  # an operator reset + B
+        return address
+
+    monkeypatch.setitem(services.SENDERS, "email", send_then_lose_the_second)
+
+    tally = deliveries_deliver([first.pk, second.pk], worker="A", clock=lambda: NOW)
+
+    assert (tally.sent, tally.lost) == (1, 1)
+    assert [m["X-Idempotency-Key"] for m in smtp.messages] == [
+        f"notification-{first.notification_id}"
+    ]
+    second.refresh_from_db()
+    assert (second.status, second.claimed_by) == ("sending", "B")
 
 
 def test_smtp_server_down_is_transient(user):

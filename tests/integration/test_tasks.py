@@ -123,7 +123,8 @@ def town_user():
     return user
 
 
-def test_run_sweep_hands_out_deliveries_in_small_chunks(fake_now, town_user, monkeypatch):
+def test_run_sweep_hands_out_deliveries_in_chunks(fake_now, town_user, monkeypatch):
+    monkeypatch.setattr(sweep_tasks, "DISPATCH_CHUNK", 20)
     fake_now(AFTER_DUE)
     notifications_create_bulk(
         [
@@ -153,6 +154,7 @@ def test_run_sweep_hands_out_deliveries_in_small_chunks(fake_now, town_user, mon
 
 
 def test_dispatch_keeps_the_deliveries_queue_short(fake_now, town_user, monkeypatch):
+    monkeypatch.setattr(sweep_tasks, "DISPATCH_CHUNK", 20)
     fake_now(AFTER_DUE)
     notifications_create_bulk(
         [
@@ -198,4 +200,4 @@ def test_task_names_queues_and_reliability_options(settings):
     entry = app.conf.beat_schedule["sweep"]
     assert entry["task"] == "workers.sweeps.run_sweep"
     assert entry["schedule"] == entry["options"]["expires"] == settings.SWEEP_INTERVAL_SECONDS
-    assert sweep_tasks.DISPATCH_CHUNK <= 50
+    assert sweep_tasks.DISPATCH_CHUNK <= delivery_tasks.MAX_IDS  # a task takes a whole message
