@@ -383,6 +383,7 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
     wanted: dict[str, ClockSpec] = {spec.rule_code: spec for spec in wanted_clocks(case)}
     live = {c.rule_code: c for c in clock_services.clocks_live_for(case_id=case.pk)}
     changes: dict[str, list[str]] = {"started": [], "stopped": [], "recomputed": []}
+    kept: list[Clock] = []  # the live clocks after reconciling
     for code, clock in live.items():
         spec = wanted.get(code)
         if spec is None or spec.start_date != clock.start_date:
@@ -405,7 +406,9 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
                 clock_services.clock_pause(
                     clock=clock, on=today, reason=case.state, now=now, calendar=calendar
                 )
+            kept.append(clock)
             continue
+        kept.append(clock)
         if spec.pause_mode == "pause" and clock.status == ClockStatus.RUNNING:
             clock_services.clock_pause(
                 clock=clock, on=today, reason=case.state, now=now, calendar=calendar
@@ -421,7 +424,7 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
                 clock=clock, now=now, calendar=calendar, extra_days=spec.extra_days
             )
             changes["recomputed"].append(code)
-    plan_reminders_for_case(case.pk, now, calendar=calendar)
+    plan_reminders_for_case(case.pk, now, calendar=calendar, live_clocks=kept)
     return {k: v for k, v in changes.items() if v}
 
 
