@@ -65,6 +65,7 @@ def run(
     measure_from = started + warmup
     stop_at = measure_from + duration
     sent = [0]
+    client_cpu = [0.0]  # CPU seconds of the client threads themselves (time.thread_time)
 
     def next_job() -> list[Request] | None:
         with lock:
@@ -108,6 +109,7 @@ def run(
         conn.close()
         with lock:
             samples.extend(local)
+            client_cpu[0] += time.thread_time()
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     for t in threads:
@@ -142,4 +144,8 @@ def run(
         "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None,
         "by_request": by_name,
         "warmup_requests": len(samples) - len(counted),
+        "client_cpu_s": round(client_cpu[0], 3),
+        "client_cpu_ms_per_request": (
+            round(1000 * client_cpu[0] / len(samples), 3) if samples else None
+        ),
     }

@@ -21,18 +21,142 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench import loadgen
-from bench.common import REPO, VENV_BIN, bench_env, loadavg, log, median
+from bench.common import DB_NAME, REPO, VENV_BIN, bench_env, loadavg, log, median
 from bench.procs import Proc, RssSampler, cpu_pressure, free_port, wait_until
 
 PER_TOWNSHIP = 50  # villages per township (bench.datagen)
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
+
+
+class CpuSampler:
+    """Who burns the two cores during a run: CPU seconds of the bench process (the load
+    generator, samplers included; its client threads alone are the loadgen result's
+    `client_cpu_s`), the gunicorn tree (live workers and the workers it reaped), the
+    PostgreSQL backends of the bench database, and the whole machine (/proc/stat)."""
+
+    def __init__(self, server: Proc, every: float = 1.0):
+        self.server = server
+        self.every = every
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_loop, daemon=True)
+
+    def _postgres(self) -> list[psutil.Process]:
+        out = []
+        for p in psutil.process_iter(["name", "cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if p.info["name"] == "postgres" and f" {DB_NAME} " in f"{cmd} ":
+                out.append(p)
+        return out
+
+    def _sample(self) -> None:
+        for p in self._postgres():
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            self._first.setdefault(p.pid, t.user + t.system)
+            self._last[p.pid] = t.user + t.system
+
+    def _sample_loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def _server_cpu(self) -> float:
+        total = 0.0
+        try:
+            root = psutil.Process(self.server.pid)
+            t = root.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+            children = root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return total
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = child.cpu_times()
+                total += t.user + t.system
+        return total
+
+    def __enter__(self) -> CpuSampler:
+        self._sample()
+        # Backends alive now count from now; backends born later count from zero.
+        self._baseline = set(self._first)
+        self._t0 = time.perf_counter()
+        self._self0 = time.process_time()
+        self._server0 = self._server_cpu()
+        self._machine0 = _machine_cpu()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self.wall = time.perf_counter() - self._t0
+        self.loadgen = time.process_time() - self._self0
+        self.gunicorn = self._server_cpu() - self._server0
+        self.postgres = sum(
+            last - (self._first[pid] if pid in self._baseline else 0.0)
+            for pid, last in self._last.items()
+        )
+        busy1, total1 = _machine_cpu()
+        self.machine_busy = busy1 - self._machine0[0]
+        self.machine_total = total1 - self._machine0[1]
+
+    def report(self, transitions: int, client_threads: float) -> dict[str, Any]:
+        def share(seconds: float) -> float:
+            return round(100 * seconds / self.machine_total, 1) if self.machine_total else 0.0
+
+        def per(seconds: float) -> float | None:
+            return round(1000 * seconds / transitions, 2) if transitions else None
+
+        other = self.machine_busy - self.loadgen - self.gunicorn - self.postgres
+        return {
+            "wall_s": round(self.wall, 2),
+            "cpu_s": {
+                "loadgen": round(self.loadgen, 2),
+                "loadgen_client_threads": round(client_threads, 2),
+                "gunicorn": round(self.gunicorn, 2),
+                "postgres_bench_db": round(self.postgres, 2),
+                "other": round(other, 2),
+                "machine_busy": round(self.machine_busy, 2),
+                "machine_capacity": round(self.machine_total, 2),
+            },
+            "share_of_machine_pct": {
+                "loadgen": share(self.loadgen),
+                "loadgen_client_threads": share(client_threads),
+                "gunicorn": share(self.gunicorn),
+                "postgres_bench_db": share(self.postgres),
+                "other": share(other),
+                "idle": share(self.machine_total - self.machine_busy),
+            },
+            "cpu_ms_per_request": {
+                "loadgen": per(self.loadgen),
+                "loadgen_client_threads": per(client_threads),
+                "gunicorn": per(self.gunicorn),
+                "postgres_bench_db": per(self.postgres),
+            },
+        }
 
 
 def _cases(limit: int) -> list[tuple[int, int, str]]:
@@ -130,7 +254,7 @@ def one_run(*, clients: int, duration: float, workers: int = 2) -> dict[str, Any
             raise SystemExit(f"only {len(cases)} fresh registered disputes left: rerun datagen")
         load, pressure = loadavg(), cpu_pressure()
         log_mark = (workdir / "gunicorn.log").stat().st_size
-        with RssSampler({"gunicorn": server}) as rss:
+        with RssSampler({"gunicorn": server}) as rss, CpuSampler(server) as cpu:
             result = loadgen.run(port=port, jobs=_jobs(cases), clients=clients, duration=duration)
         time.sleep(0.5)
         text = (workdir / "gunicorn.log").read_bytes()[log_mark:].decode(errors="replace")
@@ -149,6 +273,10 @@ def one_run(*, clients: int, duration: float, workers: int = 2) -> dict[str, Any
                     "p99": loadgen.percentile(server_ms, 99),
                 },
                 "memory": rss.report(),
+                # Whole run (warm-up included), per request sent (any status).
+                "cpu": cpu.report(
+                    result["requests"] + result["warmup_requests"], result["client_cpu_s"]
+                ),
                 "workdir": str(workdir),
             }
         )
@@ -167,6 +295,8 @@ def run(*, scale: str, runs: int, duration: float, clients: int) -> dict[str, An
         }
         brief["server_p99_ms"] = row["server_ms"]["p99"]
         brief["gunicorn_peak_rss_mib"] = row["memory"]["gunicorn"]["peak_rss_mib_max"]
+        brief["cpu_share_pct"] = row["cpu"]["share_of_machine_pct"]
+        brief["cpu_ms_per_request"] = row["cpu"]["cpu_ms_per_request"]
         log(f"transitions run {i + 1}/{runs}: {json.dumps(brief)}")
         rows.append(row)
     summary = {

@@ -3,16 +3,25 @@
     gunicorn --config deploy/gunicorn.conf.py mediation.wsgi:application
 
 Settings come from the environment like everything else: WEB_CONCURRENCY (worker processes),
-LOG_FORMAT and LOG_LEVEL. gunicorn's own loggers (`gunicorn.error`: start-up, worker boots and
-timeouts; `gunicorn.access`: one line per request) write through the same handler, filters and
-formatter as Django's LOGGING (mediation/core/logging.py): JSON lines by default, with the
-request id and personal data masked (query strings can carry ID numbers or phone numbers).
+WEB_THREADS (threads per worker), LOG_FORMAT and LOG_LEVEL. gunicorn's own loggers
+(`gunicorn.error`: start-up, worker boots and timeouts; `gunicorn.access`: one line per
+request) write through the same handler, filters and formatter as Django's LOGGING
+(mediation/core/logging.py): JSON lines by default, with the request id and personal data
+masked (query strings can carry ID numbers or phone numbers).
 """
 
 import os
 
 bind = "0.0.0.0:8000"
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+# Threaded workers: a request spends much of its time waiting for PostgreSQL (queries, the
+# commit's WAL flush), and another thread of the same process runs meanwhile, so a few
+# processes keep the cores busy. Each thread holds its own database connection
+# (CONN_MAX_AGE): workers x threads connections per host. gthread also keeps client
+# connections alive between requests (the sync worker closes each one).
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "4"))
+keepalive = 5
 # Requests are short; a worker that does not answer for 30 s is killed and replaced.
 timeout = 30
 graceful_timeout = 30
