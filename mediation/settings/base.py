@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "mediation.api",
     "mediation.notifications",
     "mediation.escalation",
+    "mediation.reports",
     "mediation.web",
     "axes",
 ]

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Case as When_
+from django.db.models import F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils.translation import gettext as _
 
 from mediation.accounts.models import User
@@ -32,6 +33,7 @@ from mediation.cases.models import (
 )
 from mediation.deadlines import policy
 from mediation.deadlines.models import Clock, ClockStatus
+from mediation.escalation.models import Escalation, EscalationStatus
 from mediation.parties.selectors import party_find_by_id_number, party_find_by_phone
 from mediation.web import labels
 
@@ -141,6 +143,47 @@ def decorate_cases(
         )
         for c in cases
     ]
+
+
+# Escalation queue -----------------------------------------------------------------------------
+
+
+def escalation_queue_for(*, supervisor: User, include_acknowledged: bool) -> QuerySet[Escalation]:
+    """The same escalations as the engine's `escalation_queue_for`, in the same order, found
+    with two indexed look-ups instead of one OR across the escalation, case and agency tables
+    (which PostgreSQL can only answer by joining every live escalation to its case).
+
+    - addressed to the supervisor's agency: `escalation_queue_idx` (agency, status);
+    - level 1 of cases held by agencies they head: the few headed agencies, their cases by
+      `case_holder_state_idx`, those cases' escalations by `escalation_case_idx`.
+    """
+    statuses = [EscalationStatus.OPEN]
+    if include_acknowledged:
+        statuses.append(EscalationStatus.ACKNOWLEDGED)
+    headed = Agency.objects.filter(head=supervisor).values("pk")
+    mine = Q(
+        pk__in=Escalation.objects.filter(
+            level=1, status__in=statuses, case__holder_agency__in=headed
+        ).values("pk")
+    )
+    if supervisor.agency_id is not None:
+        mine |= Q(
+            pk__in=Escalation.objects.filter(
+                agency_id=supervisor.agency_id, status__in=statuses
+            ).values("pk")
+        )
+    return (
+        Escalation.objects.filter(mine)
+        .select_related("case", "clock", "agency")
+        .annotate(
+            open_first=When_(
+                When(status=EscalationStatus.OPEN, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("open_first", "ack_due_at", "id")
+    )
 
 
 # Referral inbox -------------------------------------------------------------------------------

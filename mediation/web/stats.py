@@ -1,15 +1,9 @@
-"""Statistics for supervisors: one aggregate query per table, scoped to the user's agencies.
+"""Statistics for supervisors, read from the rollups of `mediation.reports` (refreshed every
+few minutes by the beat; the page says as of when), scoped to the user's agencies.
 
 Every function returns a `Table` (headers and rows, also used for the CSV export). Nothing
-here loads case rows: the database groups and counts.
-
-Indexes relied on (see the report for the ones still to add):
-- open cases by state: `case_holder_state_idx` (holder_agency, state);
-- on-time rate: stopped duty clocks by `stopped_at`;
-- overdue trend: duty clocks by `due_at`;
-- cases by category and channel: cases by `registered_at`;
-- time per state: case events by `at`, and the unique (case, version) index for the
-  previous-event look-up.
+here reads case, clock or event rows: each table is one indexed query on a small rollup
+table (`reports.selectors`), summed over the period's days and the user's scope.
 """
 
 from __future__ import annotations
@@ -19,32 +13,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import OperationalError, connection, transaction
-from django.db.models import (
-    Count,
-    DateTimeField,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-)
-from django.db.models.functions import TruncMonth
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
 
 from mediation.accounts.models import User
 from mediation.agencies.models import Agency
-from mediation.cases.models import STATE_LABELS, TERMINAL_STATES, Case, CaseEvent, CaseKind
+from mediation.cases.models import STATE_LABELS, CaseKind, Category, Channel
 from mediation.cases.permissions import scope_agency_ids
+from mediation.core import clock
 from mediation.core.clock import SHANGHAI, end_of_day
-from mediation.deadlines.models import Clock, ClockStatus
-from mediation.deadlines.policy import ClockKind
+from mediation.reports import selectors as reports
+from mediation.reports.models import StatsSnapshot
+from mediation.reports.services import stats_refresh
 from mediation.web.charts import bar_chart, line_chart
 
-ALL_TERMINAL = sorted(set().union(*TERMINAL_STATES.values()))
 TOP_ROWS = 50
 
 
@@ -58,7 +39,6 @@ class Table:
     extra_chart: Any = None
     chart_kind: str = "bar"
     note: str = ""
-    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,17 +70,20 @@ def default_period(today: dt.date) -> Period:
     return Period(first, today)
 
 
-class Scope:
+def scope_of(user: User) -> reports.StatsScope:
     """The agencies a user's statistics cover: their own and those below (superusers: all)."""
+    if user.is_superuser:
+        return reports.StatsScope(root_id=None)
+    return reports.StatsScope(root_id=user.agency_id, agency_ids=frozenset(scope_agency_ids(user)))
 
-    def __init__(self, user: User) -> None:
-        self.all = user.is_superuser
-        self.ids = set() if self.all else scope_agency_ids(user)
 
-    def cases(self, qs: QuerySet, prefix: str = "") -> QuerySet:
-        if self.all:
-            return qs
-        return qs.filter(**{f"{prefix}holder_agency_id__in": self.ids})
+def snapshot() -> StatsSnapshot:
+    """The rollups' snapshot; computed here, once, if no refresh has run yet (a new
+    installation before the beat's first tick)."""
+    existing = reports.stats_snapshot_get()
+    if existing is not None:
+        return existing
+    return stats_refresh(now=clock.now(), only_if_missing=True)
 
 
 def _state_label(kind: str, state: str) -> str:
@@ -123,14 +106,9 @@ def _month(value: dt.datetime | dt.date | None) -> str:
     return f"{value:%Y-%m}"
 
 
-def open_cases(scope: Scope) -> Table:
-    """Open cases now, by holder agency, kind and state."""
-    rows = list(
-        scope.cases(Case.objects.exclude(state__in=ALL_TERMINAL))
-        .values("holder_agency_id", "kind", "state")
-        .annotate(n=Count("pk"))
-        .order_by("-n")
-    )
+def open_cases(scope: reports.StatsScope) -> Table:
+    """Open cases at the snapshot, by holder agency, kind and state."""
+    rows = [{"holder_agency_id": r["agency_id"], **r} for r in reports.open_cases_list(scope=scope)]
     names = _agency_names({r["holder_agency_id"] for r in rows})
     by_state: dict[str, int] = defaultdict(int)
     table = Table(
@@ -148,23 +126,14 @@ def open_cases(scope: Scope) -> Table:
     return table
 
 
-def on_time_rate(scope: Scope, period: Period) -> Table:
+def on_time_rate(scope: reports.StatsScope, period: Period) -> Table:
     """Duty clocks stopped in the period, on time if stopped by the end of their due day."""
-    rows = list(
-        scope.cases(
-            Clock.objects.filter(
-                kind=ClockKind.DUTY,
-                status=ClockStatus.STOPPED,
-                stopped_at__gte=period.start,
-                stopped_at__lt=period.end,
-            ),
-            prefix="case__",
+    rows = [
+        {"case__holder_agency_id": r["agency_id"], **r}
+        for r in reports.on_time_list(
+            scope=scope, date_from=period.date_from, date_to=period.date_to
         )
-        .annotate(month=TruncMonth("stopped_at", tzinfo=SHANGHAI))
-        .values("case__holder_agency_id", "month")
-        .annotate(total=Count("pk"), on_time=Count("pk", filter=Q(stopped_at__lte=F("due_at"))))
-        .order_by("month", "case__holder_agency_id")
-    )
+    ]
     names = _agency_names({r["case__holder_agency_id"] for r in rows})
     table = Table(
         slug="ontime",
@@ -191,21 +160,9 @@ def on_time_rate(scope: Scope, period: Period) -> Table:
     return table
 
 
-def overdue_trend(scope: Scope, period: Period, *, now: dt.datetime) -> Table:
+def overdue_trend(scope: reports.StatsScope, period: Period) -> Table:
     """Duty clocks due in each month that went overdue (stopped late, or running past due)."""
-    late = Q(stopped_at__gt=F("due_at")) | Q(status=ClockStatus.RUNNING, due_at__lt=now)
-    rows = list(
-        scope.cases(
-            Clock.objects.filter(
-                kind=ClockKind.DUTY, due_at__gt=period.start, due_at__lte=period.end
-            ),
-            prefix="case__",
-        )
-        .annotate(month=TruncMonth("due"))
-        .values("month")
-        .annotate(due_count=Count("pk"), overdue=Count("pk", filter=late))
-        .order_by("month")
-    )
+    rows = reports.due_list(scope=scope, date_from=period.date_from, date_to=period.date_to)
     per_month = {_month(m): [0, 0] for m in period.months()}
     for r in rows:
         per_month[_month(r["month"])] = [r["due_count"], r["overdue"]]
@@ -221,16 +178,20 @@ def overdue_trend(scope: Scope, period: Period, *, now: dt.datetime) -> Table:
     return table
 
 
-def by_category_channel(scope: Scope, period: Period) -> Table:
+def by_category_channel(scope: reports.StatsScope, period: Period) -> Table:
     """Cases registered in the period, by category and intake channel."""
-    rows = list(
-        scope.cases(
-            Case.objects.filter(registered_at__gte=period.start, registered_at__lt=period.end)
-        )
-        .values("kind", "category__name", "channel__name")
-        .annotate(n=Count("pk"))
-        .order_by("-n")
-    )
+    raw = reports.registered_list(scope=scope, date_from=period.date_from, date_to=period.date_to)
+    categories = dict(Category.objects.values_list("pk", "name"))
+    channels = dict(Channel.objects.values_list("pk", "name"))
+    rows = [
+        {
+            "kind": r["kind"],
+            "category__name": categories.get(r["category_id"]),
+            "channel__name": channels.get(r["channel_id"], ""),
+            "n": r["n"],
+        }
+        for r in raw
+    ]
     table = Table(
         slug="category",
         title=_("登记案件：按类型和来源"),
@@ -248,59 +209,21 @@ def by_category_channel(scope: Scope, period: Period) -> Table:
     return table
 
 
-def _as_duration(value: Any) -> dt.timedelta | None:
-    """AVG of an interval: a timedelta on PostgreSQL, microseconds on SQLite."""
-    if value is None or isinstance(value, dt.timedelta):
-        return value
-    return dt.timedelta(microseconds=float(value))
-
-
-def time_in_state(scope: Scope, period: Period) -> Table:
-    """Average time spent in each state, from pairs of events: the one that left a state (in
-    the period) and the latest earlier one that entered it.
-
-    One correlated look-up per event on the unique (case, version) index. At county scale
-    over a year this is the heaviest table; see the report for the stored-duration column
-    that would make it a plain range scan.
-    """
-    entered = Subquery(
-        CaseEvent.objects.filter(
-            case_id=OuterRef("case_id"),
-            version__lt=OuterRef("version"),
-            to_state=OuterRef("from_state"),
+def time_in_state(scope: reports.StatsScope, period: Period) -> Table:
+    """Average time spent in each state, over the stays that ended in the period (a stay runs
+    from the event that entered the state to the one that left it)."""
+    rows = [
+        {
+            "case__kind": r["kind"],
+            "from_state": r["state"],
+            "n": r["n"],
+            "avg": dt.timedelta(seconds=r["seconds"] / r["n"]),
+        }
+        for r in reports.state_time_list(
+            scope=scope, date_from=period.date_from, date_to=period.date_to
         )
-        .exclude(from_state=F("to_state"))
-        .order_by("-version")
-        .values("at")[:1],
-        output_field=DateTimeField(),
-    )
-    # Aggregated around a derived table, so the look-up runs once per event (an ORM
-    # aggregate over the annotation would repeat it for COUNT and for AVG).
-    inner = (
-        scope.cases(
-            CaseEvent.objects.filter(at__gte=period.start, at__lt=period.end)
-            .exclude(from_state="")
-            .exclude(from_state=F("to_state")),
-            prefix="case__",
-        )
-        .annotate(
-            kind=F("case__kind"),
-            spent=ExpressionWrapper(F("at") - entered, output_field=DurationField()),
-        )
-        .values("kind", "from_state", "spent")
-    )
-    sql, params = inner.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT t.kind, t.from_state, COUNT(t.spent), AVG(t.spent) "  # noqa: S608
-            f"FROM ({sql}) t GROUP BY t.kind, t.from_state",
-            params,
-        )
-        rows = [
-            {"case__kind": k, "from_state": st, "n": n, "avg": _as_duration(avg)}
-            for k, st, n, avg in cursor.fetchall()
-        ]
-    rows.sort(key=lambda r: (r["case__kind"], -(r["avg"] or dt.timedelta()).total_seconds()))
+    ]
+    rows.sort(key=lambda r: (r["case__kind"], -r["avg"].total_seconds()))
     table = Table(
         slug="state_time",
         title=_("各状态平均停留时间"),
@@ -319,46 +242,18 @@ def time_in_state(scope: Scope, period: Period) -> Table:
 
 
 TABLES = ("open", "ontime", "overdue", "category", "state_time")
-TITLES = {
-    "open": _lazy("在办案件：按承办机构和状态"),
-    "ontime": _lazy("按期办结率：按承办机构和月份"),
-    "overdue": _lazy("超期趋势：按到期月份"),
-    "category": _lazy("登记案件：按类型和来源"),
-    "state_time": _lazy("各状态平均停留时间"),
-}
-# A statistics query that runs longer than this is cancelled and the card says so, rather
-# than holding a database connection (and the page) for minutes.
-QUERY_TIMEOUT_MS = 15_000
 
 
-def _build(slug: str, scope: Scope, period: Period, now: dt.datetime) -> Table:
+def build(slug: str, *, scope: reports.StatsScope, period: Period) -> Table:
+    """One table, from the rollups."""
     if slug == "open":
         return open_cases(scope)
     if slug == "ontime":
         return on_time_rate(scope, period)
     if slug == "overdue":
-        return overdue_trend(scope, period, now=now)
+        return overdue_trend(scope, period)
     if slug == "category":
         return by_category_channel(scope, period)
     if slug == "state_time":
         return time_in_state(scope, period)
     raise KeyError(slug)
-
-
-def build(slug: str, *, scope: Scope, period: Period, now: dt.datetime) -> Table:
-    """One table, under a statement timeout on PostgreSQL."""
-    if connection.vendor != "postgresql":
-        return _build(slug, scope, period, now)
-    try:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL statement_timeout = %s", [QUERY_TIMEOUT_MS])
-            return _build(slug, scope, period, now)
-    except OperationalError:
-        return Table(
-            slug=slug,
-            title=str(TITLES[slug]),
-            headers=[],
-            note=_("统计超时：数据量过大，请缩小统计期间后重试。"),
-            failed=True,
-        )

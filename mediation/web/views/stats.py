@@ -45,8 +45,9 @@ def statistics(request: HttpRequest) -> HttpResponse:
     _require_stats(request.user)
     rc = RequestClock()
     form, period = _period(request, rc)
-    scope = stats.Scope(request.user)
-    tables = [stats.build(slug, scope=scope, period=period, now=rc.now) for slug in stats.TABLES]
+    snapshot = stats.snapshot()
+    scope = stats.scope_of(request.user)
+    tables = [stats.build(slug, scope=scope, period=period) for slug in stats.TABLES]
     return render(
         request,
         "web/stats/stats.html",
@@ -55,6 +56,7 @@ def statistics(request: HttpRequest) -> HttpResponse:
             "form": form,
             "period": period,
             "tables": tables,
+            "as_of": snapshot.as_of,
             "top_rows": stats.TOP_ROWS,
             "querystring": urlencode(
                 {"date_from": period.date_from.isoformat(), "date_to": period.date_to.isoformat()}
@@ -72,9 +74,8 @@ def export_csv(request: HttpRequest, table: str) -> HttpResponse:
         raise Http404
     rc = RequestClock()
     _form, period = _period(request, rc)
-    data = stats.build(table, scope=stats.Scope(request.user), period=period, now=rc.now)
-    if data.failed:
-        return HttpResponse(data.note, status=503, content_type="text/plain; charset=utf-8")
+    stats.snapshot()
+    data = stats.build(table, scope=stats.scope_of(request.user), period=period)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     filename = f"{table}_{period.date_from:%Y%m%d}-{period.date_to:%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -33,7 +33,6 @@ from mediation.cases.access import cases_visible_to
 from mediation.cases.models import Category
 from mediation.cases.permissions import scope_agency_ids
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from mediation.escalation import selectors as esc_selectors
 from mediation.escalation import services as esc_services
 from mediation.escalation.models import Escalation, EscalationLevel, EscalationStatus
 from mediation.web import labels, selectors
@@ -87,7 +86,7 @@ def _queue(request: HttpRequest, rc: RequestClock) -> tuple[QueueFilterForm, Any
     form = QueueFilterForm(request.GET or None, user=user)
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
     live = data.get("status") == "live"
-    qs = esc_selectors.escalation_queue_for(supervisor=user, include_acknowledged=live)
+    qs = selectors.escalation_queue_for(supervisor=user, include_acknowledged=live)
     if data.get("level"):
         qs = qs.filter(level=data["level"])
     if data.get("agency") is not None:
@@ -140,7 +139,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {
             "nav": "supervision",
             "poll_seconds": POLL_SECONDS,
-            "open_count": esc_selectors.escalation_open_count_for(supervisor=request.user),
+            "open_count": selectors.escalation_queue_for(
+                supervisor=request.user, include_acknowledged=False
+            ).count(),
         }
     )
     return render(request, "web/supervision/dashboard.html", context)
