@@ -94,3 +94,12 @@ def test_every_csv_export_matches_its_table(login, supervisor, township, now):
         assert rows[0] == [str(h) for h in table.headers], slug
         assert rows[1:] == [[str(v) for v in row] for row in table.rows], slug
         assert len(rows) > 1, slug
+
+
+def test_the_freshness_line_is_translated(login, supervisor, now):
+    client = login(supervisor)
+    client.post(reverse("set_language"), {"language": "en", "next": "/"})
+
+    html = client.get(reverse("web:stats"), PERIOD).content.decode()
+
+    assert "Statistics as of 2026-03-11 10:00 (updated every few minutes)." in html
