@@ -44,6 +44,20 @@ class StatsSnapshot(models.Model):
         return f"{self.as_of:%Y-%m-%d %H:%M}"
 
 
+class AgencyScope(models.Model):
+    """The agency tree at `as_of` as (scope, agency) pairs: every agency with itself and each
+    agency above it. A scope's holder-keyed rows are read with a sub-select on this table."""
+
+    scope = _agency()
+    agency = _agency()
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "agency"], name="report_scope_agency_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.scope_id} ⊇ {self.agency_id}"
+
+
 class OpenCaseCount(models.Model):
     """Open (non-terminal) cases at `as_of`, by holder agency, kind and state."""
 

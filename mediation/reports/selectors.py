@@ -17,6 +17,7 @@ from django.db.models.functions import TruncMonth
 
 from mediation.agencies.models import Agency
 from mediation.reports.models import (
+    AgencyScope,
     DueDaily,
     OnTimeDaily,
     OnTimeMonthly,
@@ -29,11 +30,16 @@ from mediation.reports.models import (
 
 @dataclass(frozen=True)
 class StatsScope:
-    root_id: int | None  # None: every agency
-    agency_ids: frozenset[int] = frozenset()
+    """`root_id` and every agency below it (as of the last refresh); None: every agency."""
 
-    def by_agency(self, qs: QuerySet) -> QuerySet:
-        return qs if self.root_id is None else qs.filter(agency_id__in=self.agency_ids)
+    root_id: int | None
+
+    def agency_ids(self) -> QuerySet:
+        """The scope's agencies, as a sub-select (a county has a thousand)."""
+        return AgencyScope.objects.filter(scope_id=self.root_id).values("agency_id")
+
+    def by_agency(self, qs: QuerySet, field: str = "agency_id") -> QuerySet:
+        return qs if self.root_id is None else qs.filter(**{f"{field}__in": self.agency_ids()})
 
     def by_scope(self, qs: QuerySet) -> QuerySet:
         if self.root_id is None:
@@ -126,13 +132,18 @@ def on_time_list(*, scope: StatsScope, date_from: dt.date, date_to: dt.date) -> 
                 .annotate(total=Sum("stopped"), on_time=Sum("on_time")),
                 sign,
             )
-    return [
-        {"agency_id": agency_id, "month": month, "total": total, "on_time": on_time}
-        for (agency_id, month), (total, on_time) in sorted(
-            totals.items(), key=lambda kv: (kv[0][1], kv[0][0])
-        )
-        if total
-    ]
+    by_month: dict[dt.date, list[int]] = {}
+    for agency_id, month in totals:
+        by_month.setdefault(month, []).append(agency_id)
+    out = []
+    for month in sorted(by_month):
+        for agency_id in sorted(by_month[month]):
+            total, on_time = totals[(agency_id, month)]
+            if total:
+                out.append(
+                    {"agency_id": agency_id, "month": month, "total": total, "on_time": on_time}
+                )
+    return out
 
 
 def due_list(*, scope: StatsScope, date_from: dt.date, date_to: dt.date) -> list[dict]:

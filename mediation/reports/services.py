@@ -66,6 +66,12 @@ def _statements(now_param: object) -> list[tuple[str, list[object]]]:
     terminal_sql, terminal = _in_list(set().union(*TERMINAL_STATES.values()))
     return [
         (
+            f"WITH RECURSIVE {_CLOSURE} "  # noqa: S608 (constants)
+            "INSERT INTO reports_agencyscope (scope_id, agency_id) "
+            "SELECT scope_id, agency_id FROM closure",
+            [],
+        ),
+        (
             "INSERT INTO reports_opencasecount (agency_id, kind, state, n) "  # noqa: S608 (constants)
             "SELECT holder_agency_id, kind, state, COUNT(*) FROM cases_case "
             f"WHERE state NOT IN ({terminal_sql}) GROUP BY holder_agency_id, kind, state",
@@ -140,6 +146,7 @@ def _statements(now_param: object) -> list[tuple[str, list[object]]]:
 
 
 ROLLUP_TABLES = (
+    "reports_agencyscope",
     "reports_opencasecount",
     "reports_ontimedaily",
     "reports_ontimemonthly",

@@ -18,7 +18,6 @@ from django.utils.translation import gettext as _
 from mediation.accounts.models import User
 from mediation.agencies.models import Agency
 from mediation.cases.models import STATE_LABELS, CaseKind, Category, Channel
-from mediation.cases.permissions import scope_agency_ids
 from mediation.core import clock
 from mediation.core.clock import SHANGHAI, end_of_day
 from mediation.reports import selectors as reports
@@ -71,10 +70,13 @@ def default_period(today: dt.date) -> Period:
 
 
 def scope_of(user: User) -> reports.StatsScope:
-    """The agencies a user's statistics cover: their own and those below (superusers: all)."""
+    """The agencies a user's statistics cover: their own and those below (superusers: all).
+
+    Only supervisors and administrators see statistics, and for them this is the same set as
+    `permissions.scope_agency_ids` (read from the agency tree as of the last refresh)."""
     if user.is_superuser:
         return reports.StatsScope(root_id=None)
-    return reports.StatsScope(root_id=user.agency_id, agency_ids=frozenset(scope_agency_ids(user)))
+    return reports.StatsScope(root_id=user.agency_id or 0)  # 0: no agency, no rows
 
 
 def snapshot() -> StatsSnapshot:
@@ -94,8 +96,25 @@ def _kind_label(kind: str) -> str:
     return str(CaseKind(kind).label) if kind in CaseKind.values else kind
 
 
-def _agency_names(ids: set[int]) -> dict[int, str]:
-    return dict(Agency.objects.filter(pk__in=ids).values_list("pk", "name"))
+class _Memo(dict):
+    """label(key), computed once per key: a county's table has thousands of rows but only a
+    few distinct labels, and each lookup goes through gettext."""
+
+    def __init__(self, label: Any) -> None:
+        super().__init__()
+        self.label = label
+
+    def __missing__(self, key: Any) -> str:
+        value = self[key] = self.label(*key) if isinstance(key, tuple) else self.label(key)
+        return value
+
+
+def _labels() -> tuple[_Memo, _Memo]:
+    return _Memo(_state_label), _Memo(_kind_label)
+
+
+def _agency_names(scope: reports.StatsScope) -> dict[int, str]:
+    return dict(scope.by_agency(Agency.objects.all(), "pk").values_list("pk", "name"))
 
 
 def _month(value: dt.datetime | dt.date | None) -> str:
@@ -109,7 +128,8 @@ def _month(value: dt.datetime | dt.date | None) -> str:
 def open_cases(scope: reports.StatsScope) -> Table:
     """Open cases at the snapshot, by holder agency, kind and state."""
     rows = [{"holder_agency_id": r["agency_id"], **r} for r in reports.open_cases_list(scope=scope)]
-    names = _agency_names({r["holder_agency_id"] for r in rows})
+    names = _agency_names(scope)
+    states, kinds = _labels()
     by_state: dict[str, int] = defaultdict(int)
     table = Table(
         slug="open",
@@ -117,11 +137,9 @@ def open_cases(scope: reports.StatsScope) -> Table:
         headers=[_("承办机构"), _("类别"), _("状态"), _("件数")],
     )
     for r in rows:
-        label = _state_label(r["kind"], r["state"])
-        by_state[f"{_kind_label(r['kind'])} · {label}"] += r["n"]
-        table.rows.append(
-            [names.get(r["holder_agency_id"], ""), _kind_label(r["kind"]), label, r["n"]]
-        )
+        label, kind = states[(r["kind"], r["state"])], kinds[r["kind"]]
+        by_state[f"{kind} · {label}"] += r["n"]
+        table.rows.append([names.get(r["holder_agency_id"], ""), kind, label, r["n"]])
     table.chart = bar_chart(sorted(by_state.items(), key=lambda kv: -kv[1])[:20])
     return table
 
@@ -134,7 +152,7 @@ def on_time_rate(scope: reports.StatsScope, period: Period) -> Table:
             scope=scope, date_from=period.date_from, date_to=period.date_to
         )
     ]
-    names = _agency_names({r["case__holder_agency_id"] for r in rows})
+    names = _agency_names(scope)
     table = Table(
         slug="ontime",
         title=_("按期办结率：按承办机构和月份"),
@@ -143,8 +161,9 @@ def on_time_rate(scope: reports.StatsScope, period: Period) -> Table:
         note=_("期限停止时间不晚于到期日当日 24 时即为按期。"),
     )
     per_month: dict[str, list[int]] = {_month(m): [0, 0] for m in period.months()}
+    months: dict[dt.date, str] = {}
     for r in rows:
-        month = _month(r["month"])
+        month = months.get(r["month"]) or months.setdefault(r["month"], _month(r["month"]))
         rate = round(100 * r["on_time"] / r["total"], 1) if r["total"] else 0
         table.rows.append(
             [names.get(r["case__holder_agency_id"], ""), month, r["total"], r["on_time"], rate]
