@@ -320,6 +320,7 @@ def one_run(
             "load_before": load,
             "cpu_pressure_avg10": pressure,
             "beat_interval_s": beat_interval,
+            "reminders": REMINDERS,
             "deliveries": total,
             "statuses": statuses,
             "complete": complete,
@@ -435,6 +436,14 @@ def run(
     from bench.sweep import _baseline_tree
 
     base_root = _baseline_tree(baseline) if baseline else None
+    if base_root:  # the delivery path also spans the dispatching task and the Celery app
+        for name in ("workers/sweeps.py", "workers/celery.py"):
+            text = subprocess.run(
+                ["git", "-C", str(REPO), "show", f"{baseline}:{name}"],
+                capture_output=True,
+                check=True,
+            ).stdout
+            (base_root / name).write_bytes(text)
     rows = []
     for i in range(runs):
         row: dict[str, Any] = {"run": i + 1}
@@ -472,6 +481,7 @@ def run(
 
 def _brief(row: dict[str, Any]) -> dict[str, Any]:
     keys = (
+        "reminders",
         "deliveries",
         "complete",
         "elapsed_s",
