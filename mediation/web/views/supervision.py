@@ -18,6 +18,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as HttpForbidden
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -78,7 +79,22 @@ class QueueFilterForm(forms.Form):
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["agency"].queryset = Agency.objects.filter(pk__in=scope_agency_ids(user))
+        field = self.fields["agency"]
+        # Any agency of the user's scope is accepted (a bookmarked filter stays valid), but
+        # the drop-down offers only the holders of escalations in the queue now, and the
+        # chosen one: a county's scope is a thousand agencies, too many to render each time.
+        field.queryset = Agency.objects.filter(pk__in=scope_agency_ids(user))
+        holders = selectors.escalation_queue_for(supervisor=user, include_acknowledged=True).values(
+            "case__holder_agency_id"
+        )
+        chosen = self.data.get("agency") if self.is_bound else None
+        offered = Q(pk__in=holders)
+        if chosen and str(chosen).isdigit():
+            offered |= Q(pk=int(chosen))
+        field.widget.choices = [
+            ("", field.empty_label),
+            *field.queryset.filter(offered).values_list("pk", "name"),
+        ]
 
 
 def _queue(request: HttpRequest, rc: RequestClock) -> tuple[QueueFilterForm, Any]:

@@ -46,3 +46,28 @@ def test_the_queue_is_the_engines_queue_in_the_same_order(now):
         .exists()
     )
     assert engine.escalation_queue_for(supervisor=people[1], include_acknowledged=True).exists()
+
+
+@pytest.mark.urls("tests.integration.web.urls")
+@pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
+def test_the_agency_filter_offers_the_queues_holders_and_accepts_any_scope_agency(
+    client, now, tmp_path, monkeypatch
+):
+    fake = tmp_path / "now.txt"
+    fake.write_text(now.isoformat())
+    monkeypatch.setenv("MEDIATION_FAKE_NOW_FILE", str(fake))
+    township = township_tree()
+    register_dispute(township, now=now - dt.timedelta(days=9))
+    sweep_run(now=now, trigger="test")
+    supervisor = staff(township.centre, Role.SUPERVISOR)
+    client.force_login(supervisor)
+
+    page = client.get("/supervision/")
+    quiet = client.get("/supervision/", {"agency": township.police_station.pk})
+
+    field = page.context["filter_form"]["agency"]
+    assert [label for _pk, label in field.field.widget.choices][1:] == [township.centre.name]
+    assert quiet.context["filter_form"].is_valid()
+    assert quiet.context["rows"] == []
+    offered = [pk for pk, _label in quiet.context["filter_form"]["agency"].field.widget.choices]
+    assert township.police_station.pk in offered
