@@ -12,16 +12,17 @@ Indexes relied on: `escalation_queue_idx` (agency, status) for the queue and its
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as HttpForbidden
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.choices import CallableChoiceIterator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -84,17 +85,24 @@ class QueueFilterForm(forms.Form):
         # the drop-down offers only the holders of escalations in the queue now, and the
         # chosen one: a county's scope is a thousand agencies, too many to render each time.
         field.queryset = Agency.objects.filter(pk__in=scope_agency_ids(user))
-        holders = selectors.escalation_queue_for(supervisor=user, include_acknowledged=True).values(
-            "case__holder_agency_id"
-        )
         chosen = self.data.get("agency") if self.is_bound else None
-        offered = Q(pk__in=holders)
-        if chosen and str(chosen).isdigit():
-            offered |= Q(pk=int(chosen))
-        field.widget.choices = [
-            ("", field.empty_label),
-            *field.queryset.filter(offered).values_list("pk", "name"),
-        ]
+
+        @functools.cache  # the widget reads its choices more than once
+        def offered() -> list[tuple[Any, str]]:
+            ids = set(
+                selectors.escalation_queue_for(supervisor=user, include_acknowledged=True)
+                .order_by()
+                .values_list("case__holder_agency_id", flat=True)
+                .distinct()
+            )
+            if chosen and str(chosen).isdigit():
+                ids.add(int(chosen))
+            return [
+                ("", field.empty_label),
+                *field.queryset.filter(pk__in=ids).values_list("pk", "name"),
+            ]
+
+        field.widget.choices = CallableChoiceIterator(offered)  # only when rendered
 
 
 def _queue(request: HttpRequest, rc: RequestClock) -> tuple[QueueFilterForm, Any]:
