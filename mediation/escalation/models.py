@@ -27,10 +27,16 @@ class EscalationLevel(models.IntegerChoices):
 
 
 class Escalation(models.Model):
+    # No single-column indexes on the foreign keys: the composite indexes in Meta lead with
+    # them (clock: escalation_one_per_level, case: escalation_case_idx, agency:
+    # escalation_queue_idx), and the user columns, null until someone acts, get partial ones.
+    # The sweep inserts escalations by the thousand; each index is written on every insert.
     clock = models.ForeignKey(
-        "deadlines.Clock", on_delete=models.PROTECT, related_name="escalations"
+        "deadlines.Clock", on_delete=models.PROTECT, related_name="escalations", db_index=False
     )
-    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="escalations")
+    case = models.ForeignKey(
+        "cases.Case", on_delete=models.PROTECT, related_name="escalations", db_index=False
+    )
     level = models.PositiveSmallIntegerField(_("督办层级"), choices=EscalationLevel.choices)
     status = models.CharField(
         _("状态"), max_length=16, choices=EscalationStatus.choices, default=EscalationStatus.OPEN
@@ -44,6 +50,7 @@ class Escalation(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="escalations",
+        db_index=False,
     )
     created_at = models.DateTimeField(_("督办时间"))
     # The escalation's own clock: `escalation.ack` (1 working day, end of that day).
@@ -56,6 +63,7 @@ class Escalation(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
     )
     resolved_at = models.DateTimeField(_("办结时间"), null=True, blank=True)
     resolved_by = models.ForeignKey(
@@ -65,6 +73,7 @@ class Escalation(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
     )
     resolution = models.CharField(_("办结原因"), max_length=64, blank=True)
     # Set when this escalation stops being a candidate for climbing: the next level was
@@ -98,6 +107,16 @@ class Escalation(models.Model):
             ),
             models.Index(fields=["agency", "status"], name="escalation_queue_idx"),
             models.Index(fields=["case", "status"], name="escalation_case_idx"),
+            models.Index(
+                fields=["acknowledged_by"],
+                name="escalation_ack_by_idx",
+                condition=models.Q(acknowledged_by__isnull=False),
+            ),
+            models.Index(
+                fields=["resolved_by"],
+                name="escalation_resolved_by_idx",
+                condition=models.Q(resolved_by__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -181,9 +181,12 @@ outbox_deliveries AS (
     ) AS ch(rank, channel, wanted)
     WHERE ch.wanted
     ORDER BY s.ord, ch.rank
-    ON CONFLICT (notification_id, channel) DO NOTHING
     RETURNING notification_id
 )"""
+# No ON CONFLICT on the deliveries: they belong to notifications this very statement inserted
+# (`outbox_notes`, keys unique), which no other transaction can see yet, so (notification,
+# channel) cannot exist already. A plain insert skips the speculative-insertion protocol (an
+# arbiter probe and a token per row; about 5% of a sweep batch's server time).
 
 
 _CREATE_BULK_SQL = """

@@ -369,6 +369,34 @@ def test_escalation_sweep_is_set_based(town, now):
     assert len(queries) <= 8 * batches, len(queries)  # measured: 31 for 5 batches
 
 
+@pytest.mark.parametrize(("count", "passes"), [(200, 1), (201, 2)])
+def test_the_overdue_clocks_are_read_again_only_when_a_pass_left_some(town, now, count, passes):
+    head_of(town.village_committee)
+    overdue_clocks_bulk(
+        holder=town.village_committee, count=count, due=dt.date(2026, 3, 12), now=now
+    )
+    ctx = make_context(now=JUST_AFTER, batch_size=20)  # a window of 200 candidates per pass
+
+    with CaptureQueriesContext(connection) as queries:
+        escalated = sweeps.escalate_overdue(ctx)
+
+    assert escalated == count
+    reads = [q for q in queries if q["sql"].lstrip().startswith("SELECT c.id FROM deadlines_clock")]
+    assert len(reads) == passes
+
+
+def test_batches_are_split_evenly_over_the_parallel_connections():
+    ids = list(range(10_000))
+
+    two = sweeps._chunks(ids, 2000, workers=2)
+    assert [len(c) for c in two] == [1667] * 5 + [1665]
+    assert [i for c in two for i in c] == ids
+    assert [len(c) for c in sweeps._chunks(ids, 1000, workers=2)] == [1000] * 10
+    assert [len(c) for c in sweeps._chunks(ids, 2000, workers=1)] == [2000] * 5
+    assert [len(c) for c in sweeps._chunks(ids[:700], 1000, workers=2)] == [700]
+    assert sweeps._chunks([], 1000, workers=2) == []
+
+
 def test_two_sweeps_at_once_escalate_each_clock_once(transactional_db, town, now):
     head_of(town.village_committee)
     overdue_clocks_bulk(holder=town.village_committee, count=600, due=dt.date(2026, 3, 12), now=now)
