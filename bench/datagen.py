@@ -210,7 +210,7 @@ INSERT INTO cases_case (
     received_on, registered_at, risk_level, mediation_track, accepted_on, mediation_period_start,
     extension_days, petition_type, involves_accusation, collective, headcount, supervised,
     transfer_target, external_reference, outcome_note, created_at, updated_at, assignee_id,
-    holder_agency_id, registering_agency_id, channel_id)
+    holder_agency_id, registering_agency_id, channel_id, next_due_at)
 SELECT i, 'dispute',
        format('(%%s)BV%%s人调字第%%s号', extract(year FROM reg AT TIME ZONE 'Asia/Shanghai')::int,
               lpad(v::text, 4, '0'), lpad(((i - 1) / %(villages)s + 1)::text, 7, '0')),
@@ -227,7 +227,11 @@ SELECT i, 'dispute',
             ELSE ((reg + interval '1 day') AT TIME ZONE 'Asia/Shanghai')::date END,
        0, '', false, false, 1, false, '', '', '', reg, reg,
        CASE WHEN i %% 5 = 1 THEN 10000 + 3 * v ELSE 10001 + 3 * v END,
-       1000 + v, 1000 + v, %(channel)s
+       1000 + v, 1000 + v, %(channel)s,
+       -- = the running duty clock's due_at (_RUNNING_CLOCKS_SQL), as the services keep it
+       ((CASE WHEN i %% %(stride)s = 0 THEN %(today)s::date - 1
+              ELSE %(today)s::date + 7 + (i %% 90)::int END) + 1)::timestamp
+           AT TIME ZONE 'Asia/Shanghai'
 FROM (
     SELECT i, (i - 1) %% %(villages)s AS v,
            %(now)s::timestamptz - interval '3 days'
@@ -323,9 +327,9 @@ def generate(*, scale: str, now: dt.datetime | None = None) -> dict[str, Any]:
                 cur.execute(f'DROP INDEX "{name}"')
         try:
             meta = _agencies_and_users(cur, now)
-            base = {"villages": VILLAGES, "now": now, "channel": meta["channel_id"]}
-            step("cases", _CASES_SQL, base)
             clock_params = {"stride": stride, "today": local_date(now)}
+            base = {"villages": VILLAGES, "now": now, "channel": meta["channel_id"]}
+            step("cases", _CASES_SQL, {**base, **clock_params})
             step("running_clocks", _RUNNING_CLOCKS_SQL, clock_params)
             cur.execute("SELECT setval(pg_get_serial_sequence('deadlines_clock', 'id'), %s)", [n])
             cur.execute("SELECT setval(pg_get_serial_sequence('cases_case', 'id'), %s)", [n])

@@ -20,7 +20,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_value, unquote
 from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import PermissionDenied as HttpPermissionDenied
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template import engines
 from django.urls import reverse
@@ -677,13 +677,8 @@ class CaseAdminBase(FSMAdminMixin, admin.ModelAdmin):
     # Queryset and columns
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
-        next_due = (
-            Clock.objects.filter(case_id=OuterRef("pk"), status=ClockStatus.RUNNING)
-            .order_by("due_at")
-            .values("due_at")[:1]
-        )
-        qs = super().get_queryset(request).annotate(next_due_at=Subquery(next_due))
-        return cases_visible_to(request.user, qs)
+        # `next_due` shows the stored `Case.next_due_at` (earliest running duty clock).
+        return cases_visible_to(request.user, super().get_queryset(request))
 
     @admin.display(description=_("状态"), ordering="state")
     def state_display(self, obj: Case) -> str:
@@ -691,7 +686,7 @@ class CaseAdminBase(FSMAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("最近到期"), ordering="next_due_at")
     def next_due(self, obj: Case) -> str:
-        due_at = getattr(obj, "next_due_at", None)
+        due_at = obj.next_due_at
         if due_at is None:
             return "—"
         day = system_clock.local_date(due_at - dt.timedelta(seconds=1))

@@ -425,7 +425,28 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
             )
             changes["recomputed"].append(code)
     plan_reminders_for_case(case.pk, now, calendar=calendar, live_clocks=kept)
+    case_sync_next_due(case, live_clocks=kept)
     return {k: v for k, v in changes.items() if v}
+
+
+def case_sync_next_due(case: Case, *, live_clocks: Iterable[Clock] | None = None) -> None:
+    """Store the earliest running duty clock's `due_at` on the case (`Case.next_due_at`, the
+    case lists' urgency order). Called, in the same transaction, by every service that starts,
+    stops, pauses, resumes or recomputes a clock; `live_clocks` are the case's live clocks when
+    the caller has them in hand (no query then). One UPDATE, only when the value changes."""
+    if live_clocks is None:
+        live_clocks = clock_services.clocks_live_for(case_id=case.pk)
+    value = min(
+        (
+            c.due_at
+            for c in live_clocks
+            if c.status == ClockStatus.RUNNING and c.kind == policy.ClockKind.DUTY
+        ),
+        default=None,
+    )
+    if value != case.next_due_at:
+        Case.objects.filter(pk=case.pk).update(next_due_at=value)
+        case.next_due_at = value
 
 
 # Clock pauses (复核听证, 信访工作条例 Art 36 ¶2) ------------------------------------------------
@@ -469,6 +490,7 @@ def _clock_action(
                 )
             clock_services.clock_resume(clock=clock, on=on, now=now, calendar=calendar)
         plan_reminders_for_case(case.pk, now, calendar=calendar)
+        case_sync_next_due(case)
         case.version += 1
         case.save(update_fields=["version", "updated_at"])
         record_event(

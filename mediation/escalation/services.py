@@ -19,6 +19,7 @@ from mediation.agencies.models import Agency
 from mediation.cases.audit import record_event
 from mediation.cases.clocks import MEDIATION_RULES, MEDIATION_STATES
 from mediation.cases.models import Case, Custody, Extension
+from mediation.cases.services import case_sync_next_due
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from mediation.deadlines import services as clock_services
 from mediation.deadlines.calendar_source import current_calendar
@@ -249,6 +250,7 @@ def escalation_approve_extension(
     clock_services.clock_recompute(
         clock=clock, now=now, calendar=current_calendar(), extra_days=new_extra
     )
+    case_sync_next_due(case)
     Extension.objects.create(
         case=case,
         reason=reason,

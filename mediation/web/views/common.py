@@ -4,10 +4,13 @@ cases, pagination."""
 from __future__ import annotations
 
 import datetime as dt
+from math import ceil
 from typing import Any
 
 from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
+from django.utils.functional import cached_property
 
 from mediation.cases.access import case_get_visible
 from mediation.cases.models import Case
@@ -41,8 +44,36 @@ def visible_case_or_404(request: HttpRequest, case_id: int) -> Case:
         raise Http404(exc.message) from None
 
 
-def paginate(request: HttpRequest, items: Any, per_page: int = PAGE_SIZE) -> Page:
-    paginator = Paginator(items, per_page)
+# Lists count at most this many rows (see CappedPaginator).
+COUNT_CAP = 10_000
+
+
+class CappedPaginator(Paginator):
+    """A paginator that counts at most `COUNT_CAP` + 1 rows (`SELECT COUNT(*) FROM (… LIMIT
+    10001)`): a county supervisor's list of a million open cases needs no exact total to show
+    its first, most urgent pages, and the exact count alone would read every row. Beyond the
+    cap the page says "more than 10,000" and the last reachable page is page 400; filters
+    narrow the list."""
+
+    cap = COUNT_CAP
+
+    @cached_property
+    def count(self) -> int:
+        if isinstance(self.object_list, QuerySet):
+            return min(self.object_list[: self.cap + 1].count(), self.cap + 1)
+        return len(self.object_list)
+
+    @property
+    def capped(self) -> bool:
+        return self.count > self.cap
+
+    @cached_property
+    def num_pages(self) -> int:
+        return super().num_pages if not self.capped else ceil(self.cap / self.per_page)
+
+
+def paginate(request: HttpRequest, items: Any, per_page: int | None = None) -> Page:
+    paginator = CappedPaginator(items, per_page or PAGE_SIZE)
     return paginator.get_page(request.GET.get("page"))
 
 
