@@ -21,16 +21,14 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import authentication, generics, serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from mediation.agencies.models import Agency
-from mediation.api.authentication import TokenAuthentication
 from mediation.api.filters import CaseFilterSerializer, apply_case_filters
 from mediation.api.parsers import StrictJSONParser
 from mediation.api.serializers import (
@@ -175,12 +173,7 @@ class NoStoreMixin:
 
 
 class ApiView(NoStoreMixin, generics.GenericAPIView):
-    # The configured classes, with DRF's token authentication replaced by ours (one query
-    # for token, user and agency).
-    authentication_classes = [
-        TokenAuthentication if cls is authentication.TokenAuthentication else cls
-        for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES
-    ]
+    """Base of the API views: authentication from settings (token first, then session)."""
 
 
 # Authentication ---------------------------------------------------------------------------

@@ -285,11 +285,11 @@ class Case(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["kind", "state"], name="case_kind_state_idx"),
             # Statistics filter by registration date range.
             models.Index(fields=["registered_at"], name="case_registered_at_idx"),
-            # Open cases, most urgent first: the order of the case lists (web.selectors).
+            # Open cases, most urgent first: the order of the case lists (web.selectors,
+            # `next_due_at ASC NULLS LAST`; ASC sorts NULLs last in a PostgreSQL index, and
+            # SQLite takes no NULLS LAST in an index definition).
             models.Index(
-                models.F("next_due_at").asc(nulls_last=True),
-                models.F("registered_at").desc(),
-                models.F("id").desc(),
+                fields=["next_due_at", "-registered_at", "-id"],
                 name="case_open_urgency_idx",
                 condition=models.Q(closed_at__isnull=True),
             ),

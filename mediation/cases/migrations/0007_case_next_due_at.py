@@ -44,10 +44,8 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="case",
             index=models.Index(
-                models.OrderBy(models.F("next_due_at"), nulls_last=True),
-                models.OrderBy(models.F("registered_at"), descending=True),
-                models.OrderBy(models.F("id"), descending=True),
                 condition=models.Q(("closed_at__isnull", True)),
+                fields=["next_due_at", "-registered_at", "-id"],
                 name="case_open_urgency_idx",
             ),
         ),
