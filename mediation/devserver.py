@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = REPO_ROOT / "var" / "db.sqlite3"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-WORKER_QUEUES = "celery,sweeps,deliveries"
+WORKER_QUEUES = "celery,sweeps,deliveries,reports"
 STOP_GRACE_SECONDS = 10.0
 
 

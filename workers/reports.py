@@ -1,4 +1,4 @@
-"""The periodic statistics refresh (queue `sweeps`)."""
+"""The periodic statistics refresh (queue `reports`, consumed by the deliveries worker)."""
 
 from __future__ import annotations
 

@@ -22,10 +22,12 @@ def beat_schedule(sweep_interval_seconds: int) -> dict[str, dict[str, Any]]:
         },
         # Statistics rollups (mediation.reports): a full recompute in one transaction, about
         # a minute at 1 M cases. Idempotent and serialised by an advisory lock; a missed tick
-        # only leaves the page's "as of" time older.
+        # only leaves the page's "as of" time older. Its own queue `reports`, consumed by the
+        # deliveries worker: a minute-long refresh on the one-process sweeps worker would
+        # hold back two sweeps.
         "refresh-stats": {
             "task": "workers.reports.refresh_stats",
             "schedule": float(STATS_REFRESH_SECONDS),
-            "options": {"expires": float(STATS_REFRESH_SECONDS), "queue": "sweeps"},
+            "options": {"expires": float(STATS_REFRESH_SECONDS), "queue": "reports"},
         },
     }

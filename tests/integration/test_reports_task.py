@@ -77,4 +77,4 @@ def test_task_name_limits_and_beat_entry():
     entry = app.conf.beat_schedule["refresh-stats"]
     assert entry["task"] == refresh_stats.name
     assert entry["schedule"] == entry["options"]["expires"] == STATS_REFRESH_SECONDS
-    assert entry["options"]["queue"] == "sweeps"
+    assert entry["options"]["queue"] == "reports"  # not on the one-process sweeps worker

@@ -264,9 +264,9 @@ class RestartPolicy:
     own: start it again. A Celery worker can exit on a Redis restart: kombu's channel close
     during the reconnect raises `AttributeError: 'NoneType' object has no attribute
     'hostname'` ("Unrecoverable error"; kombu#582 has the same trace), seen once (a CI run on
-    2026-11-27, both workers) in about a dozen runs of this test here. Each restart is recorded in the round's report; the
-    invariants (nothing lost, nothing sent twice, backlog drained, probe escalated in time)
-    are asserted as before."""
+    2026-11-27, both workers) in about a dozen runs of this test here. Each restart is
+    recorded in the round's report; the invariants (nothing lost, nothing sent twice,
+    backlog drained, probe escalated in time) are asserted as before."""
 
     def __init__(self, cluster: Any, names: list[str]) -> None:
         self.cluster = cluster
