@@ -59,6 +59,7 @@ app.conf.update(
     task_routes={
         "workers.sweeps.*": {"queue": "sweeps"},
         "workers.deliveries.*": {"queue": "deliveries"},
+        "workers.reports.*": {"queue": "reports"},
     },
     beat_schedule=beat_schedule(settings.SWEEP_INTERVAL_SECONDS),
     timezone="Asia/Shanghai",

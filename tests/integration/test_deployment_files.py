@@ -485,7 +485,11 @@ def test_celery_commands_match_the_celery_app(app_services) -> None:
 
     workers = {name: p for name, (_, sub, p) in celery_services.items() if sub == "worker"}
     consumed = {name: set(options["queues"]) for name, options in workers.items()}
-    assert consumed == {"worker-sweeps": {"sweeps"}, "worker-deliveries": {"deliveries"}}
+    assert consumed == {
+        "worker-sweeps": {"sweeps"},
+        # `reports`: the statistics refresh, kept off the one-process sweeps worker.
+        "worker-deliveries": {"deliveries", "reports"},
+    }
     # Every queue the app sends to has a worker, and no worker waits on a queue nothing uses.
     assert set().union(*consumed.values()) == app_queues()
     assert workers["worker-sweeps"]["concurrency"] == 1
