@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from mediation.accounts.models import User
+from mediation.agencies.selectors import user_scope
 
 WORK_FIELDS = ("display_name", "agency", "role", "phone")
 
@@ -59,3 +62,10 @@ class UserAdmin(BaseUserAdmin):
         ),
         (_("所属机构与角色"), {"classes": ("wide",), "fields": WORK_FIELDS}),
     )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        """Superusers see every account; others the staff of their agency scope."""
+        qs = super().get_queryset(request)
+        if request.user.is_active and request.user.is_superuser:
+            return qs
+        return qs.filter(agency_id__in=user_scope(request.user).below)

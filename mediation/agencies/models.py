@@ -96,3 +96,37 @@ class Agency(models.Model):
             frontier = [i for i in frontier if i not in ids]
             ids.update(frontier)
         return ids
+
+
+class ReviewingOrgan(models.Model):
+    """An organ that reviews (复查) or re-reviews (复核) an agency's decisions besides the next
+    agency up the tree: 信访工作条例 Arts 35–36 name "上一级机关", which is not always the
+    tree parent (a township 信访办 whose matters the township government reviews, say).
+
+    `mediation.agencies.selectors.reviewers_of` reads the parent and these rows; a 复查 or 复核
+    request naming any other organ is refused.
+    """
+
+    agency = models.ForeignKey(
+        Agency,
+        verbose_name=_("原办理机关"),
+        on_delete=models.CASCADE,
+        related_name="reviewing_organs",
+    )
+    reviewer = models.ForeignKey(
+        Agency, verbose_name=_("复查/复核机关"), on_delete=models.CASCADE, related_name="+"
+    )
+    note = models.CharField(_("依据"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("复查复核机关")
+        verbose_name_plural = _("复查复核机关")
+        constraints = [
+            models.UniqueConstraint(fields=["agency", "reviewer"], name="reviewing_organ_unique"),
+            models.CheckConstraint(
+                condition=~models.Q(agency=models.F("reviewer")), name="reviewing_organ_not_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agency} → {self.reviewer}"

@@ -16,12 +16,10 @@ from rest_framework import serializers
 
 from mediation.accounts.models import User
 from mediation.agencies.models import Agency
-from mediation.cases.access import cases_visible_to
 from mediation.cases.models import (
     Case,
     CaseEvent,
     CaseKind,
-    CaseParty,
     CasePartyRole,
     Category,
     Channel,
@@ -29,6 +27,7 @@ from mediation.cases.models import (
     PetitionType,
     RiskLevel,
 )
+from mediation.cases.selectors import CaseDetail, PartyView, cases_visible_to, event_data_for
 from mediation.cases.services import PartyInput
 from mediation.deadlines.models import Clock, ClockStatus
 from mediation.deadlines.policy import RULES, ClockKind, working_days_between
@@ -183,8 +182,9 @@ class CaseListSerializer(CachedFieldsMixin, serializers.ModelSerializer):
 
 
 class PartySerializer(serializers.Serializer):
-    """A case party. For users from whom the petitioner's identity is hidden (检举控告,
-    信访工作条例 Art 30 ¶3) every identifying field reads "（保密）" and the id is null."""
+    """A case party as the viewer may see it (`mediation.cases.selectors.case_parties`). For
+    users from whom the petitioner's identity is hidden (检举控告, 信访工作条例 Art 30 ¶3) every
+    identifying field reads "（保密）" and the id is null."""
 
     id = serializers.IntegerField(allow_null=True)
     role = serializers.CharField()
@@ -198,36 +198,58 @@ class PartySerializer(serializers.Serializer):
     is_minor = serializers.BooleanField(allow_null=True, help_text="登记时未满14周岁")
     identity_hidden = serializers.BooleanField()
 
-    def to_representation(self, cp: CaseParty) -> dict[str, Any]:
-        party = cp.party
-        hidden = self.context.get("identity_hidden", False) and cp.role != CasePartyRole.RESPONDENT
-        if hidden:
-            return {
-                "id": None,
-                "role": cp.role,
-                "role_label": str(cp.get_role_display()),
-                "name": HIDDEN,
-                "kind": party.kind,
-                "phone": HIDDEN,
-                "address": HIDDEN,
-                "id_number_masked": HIDDEN,
-                "has_id_number": None,
-                "is_minor": None,
-                "identity_hidden": True,
-            }
+    def to_representation(self, p: PartyView) -> dict[str, Any]:
         return {
-            "id": party.pk,
-            "role": cp.role,
-            "role_label": str(cp.get_role_display()),
-            "name": party.name,
-            "kind": party.kind,
-            "phone": party.phone,
-            "address": party.address,
-            "id_number_masked": party.id_number_masked,
-            "has_id_number": party.has_id_number,
-            "is_minor": party.is_minor,
-            "identity_hidden": False,
+            "id": p.party_id,
+            "role": p.role,
+            "role_label": p.role_label,
+            "name": p.name,
+            "kind": p.kind,
+            "phone": p.phone,
+            "address": p.address,
+            "id_number_masked": p.id_number_masked,
+            "has_id_number": p.has_id_number,
+            "is_minor": p.is_minor,
+            "identity_hidden": p.identity_hidden,
         }
+
+
+class AgreementSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    form = serializers.CharField()
+    form_label = serializers.CharField(source="get_form_display")
+    text = serializers.CharField()
+    effective_on = serializers.DateField()
+    performance_due_on = serializers.DateField(allow_null=True)
+    recorded_at = serializers.DateTimeField()
+
+
+class NextStepSerializer(serializers.Serializer):
+    """Who may move the case on now: these agencies' staff with these roles, these steps."""
+
+    actor = serializers.ChoiceField(
+        choices=["holder", "receiver", "court", "reviewer"],
+        help_text=(
+            "holder 承办机构；receiver 移送接收机构；court 司法确认法院；reviewer 复查复核机关"
+        ),
+    )
+    agencies = AgencyRefSerializer(many=True)
+    roles = serializers.ListField(child=serializers.CharField())
+    steps = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
+
+    def to_representation(self, n: Any) -> dict[str, Any]:
+        return {
+            "actor": n.actor.value,
+            "agencies": [{"id": a.pk, "name": a.name} for a in n.agencies],
+            "roles": list(n.roles),
+            "steps": [{"name": name, "label": label} for name, label in n.steps],
+        }
+
+
+class AccessSerializer(serializers.Serializer):
+    full = serializers.BooleanField(help_text="承办方、待接收方或复查复核机关：全部信息")
+    court = serializers.BooleanField(help_text="司法确认法院：调解协议和当事人")
+    feedback = serializers.BooleanField(help_text="曾承办或移送本案：办理进展和结果（只读）")
 
 
 class PendingReferralSerializer(serializers.Serializer):
@@ -245,6 +267,10 @@ class CaseDetailSerializer(CaseListSerializer):
     assignee = UserRefSerializer(read_only=True, allow_null=True)
     parties = serializers.SerializerMethodField()
     pending_referral = serializers.SerializerMethodField()
+    agreements = serializers.SerializerMethodField()
+    next_steps = serializers.SerializerMethodField(help_text="下一步由谁办理")
+    access = serializers.SerializerMethodField(help_text="本人对本案的查看范围")
+    confirmation_court = AgencyRefSerializer(read_only=True, allow_null=True)
 
     class Meta(CaseListSerializer.Meta):
         fields = [
@@ -269,15 +295,43 @@ class CaseDetailSerializer(CaseListSerializer):
             "outcome_note",
             "created_at",
             "updated_at",
+            "confirmation_court",
             "parties",
+            "agreements",
             "pending_referral",
+            "next_steps",
+            "access",
         ]
         read_only_fields = fields
 
+    def _detail(self) -> CaseDetail:
+        return self.context["detail"]
+
+    def to_representation(self, case: Case) -> dict[str, Any]:
+        data = super().to_representation(case)
+        detail = self._detail()
+        # 检举控告: protected names never reach the accused through free text either.
+        data["title"] = detail.title
+        data["description"] = detail.description
+        data["outcome_note"] = detail.outcome_note
+        return data
+
     @extend_schema_field(PartySerializer(many=True))
     def get_parties(self, case: Case) -> list[dict[str, Any]]:
-        links = sorted(case.case_parties.all(), key=lambda cp: cp.pk)
-        return PartySerializer(links, many=True, context=self.context).data
+        return PartySerializer(self._detail().parties, many=True).data
+
+    @extend_schema_field(AgreementSerializer(many=True))
+    def get_agreements(self, case: Case) -> list[dict[str, Any]]:
+        return AgreementSerializer(self._detail().agreements, many=True).data
+
+    @extend_schema_field(NextStepSerializer(many=True))
+    def get_next_steps(self, case: Case) -> list[dict[str, Any]]:
+        return NextStepSerializer(self._detail().next_steps, many=True).data
+
+    @extend_schema_field(AccessSerializer)
+    def get_access(self, case: Case) -> dict[str, bool]:
+        a = self._detail().access
+        return {"full": a.full, "court": a.court, "feedback": a.feedback}
 
     @extend_schema_field(PendingReferralSerializer(allow_null=True))
     def get_pending_referral(self, case: Case) -> dict[str, Any] | None:
@@ -422,11 +476,7 @@ class EventSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_data(self, event: CaseEvent) -> dict[str, Any]:
-        data = dict(event.data or {})
-        if self.context.get("identity_hidden"):
-            # Party ids would let the accused agency match the petitioner across cases.
-            data.pop("parties", None)
-        return data
+        return event_data_for(event, hidden=bool(self.context.get("identity_hidden")))
 
 
 class ClockPauseSerializer(serializers.Serializer):
@@ -604,6 +654,20 @@ def _api_field_for(field: forms.Field) -> serializers.Field:
     return serializers.CharField(allow_blank=True, trim_whitespace=False, **common)
 
 
+class ReferToMediationSerializer(serializers.Serializer):
+    """访调对接 (信访工作条例 Art 33): the committee, the dispute's own title and category."""
+
+    to_agency = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, help_text="接收的人民调解委员会 id（本辖区、有调解员）"
+    )
+    title = serializers.CharField(max_length=200, help_text="纠纷名称，按矛盾纠纷命名")
+    category = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="纠纷类型 id")
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+    def form_data(self) -> dict[str, Any]:
+        return {k: v for k, v in self.validated_data.items() if v is not None}
+
+
 class StepInputSerializer(serializers.Serializer):
     """Type-checks a transition body against the step form's fields; unknown keys are refused."""
 
@@ -710,6 +774,10 @@ class EscalationClockSerializer(serializers.Serializer):
 
 class EscalationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    notice_number = serializers.CharField(
+        source="notice_label", help_text="督办单编号，如 督字〔2026〕第12号；编号前为空"
+    )
+    issuer = AgencyRefSerializer(allow_null=True, help_text="签发督办单的督办机构")
     case = EscalationCaseSerializer()
     clock = EscalationClockSerializer()
     level = serializers.IntegerField()

@@ -43,6 +43,11 @@ urlpatterns = [
     path("cases/<int:pk>/events/", views.CaseEventsView.as_view(), name="case-events"),
     path("cases/<int:pk>/clocks/", views.CaseClocksView.as_view(), name="case-clocks"),
     path(
+        "cases/<int:pk>/refer-to-mediation/",
+        views.ReferToMediationView.as_view(),
+        name="case-refer-to-mediation",
+    ),
+    path(
         "cases/<int:pk>/parties/<int:party_id>/reveal/",
         views.PartyRevealView.as_view(),
         name="party-reveal",

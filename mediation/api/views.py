@@ -1,9 +1,11 @@
-"""HTTP entry points. Each reads the clock once, asks `mediation.cases.access` for the case,
-calls one service or selector and serializes the result.
+"""HTTP entry points. Each reads the clock once, asks the domain selectors for what the user
+may see (`mediation.cases.selectors`, `mediation.escalation.selectors`), calls one service
+and serializes the result.
 
 Lists are filtered by `cases_visible_to(user)` (DRF applies object permissions to single
 objects only, RELIABILITY.md §5.1); single cases come from `case_get_visible`, which answers
-404 for a case outside the user's scope so its existence does not leak.
+404 for a case outside the user's sight so its existence does not leak. Who may act is the
+workflow table's (`mediation.cases.workflow`), checked again by the services.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from mediation.api.serializers import (
     NotificationMarkReadSerializer,
     NotificationSerializer,
     PetitionReceiveSerializer,
+    ReferToMediationSerializer,
     RevealRequestSerializer,
     RevealResponseSerializer,
     StepInputSerializer,
@@ -64,7 +67,8 @@ from mediation.api.serializers import (
     UnreadCountSerializer,
     describe_step_field,
 )
-from mediation.cases.access import case_get_visible, cases_visible_to, identity_hidden_from
+from mediation.cases import workflow
+from mediation.cases.labels import transition_label
 from mediation.cases.models import (
     STATE_LABELS,
     AppliesTo,
@@ -75,8 +79,20 @@ from mediation.cases.models import (
     Category,
     Channel,
 )
-from mediation.cases.services import case_transition, dispute_register, petition_receive
-from mediation.cases.steps import STEPS
+from mediation.cases.selectors import (
+    case_access,
+    case_actions_for,
+    case_detail_for,
+    case_get_visible,
+    cases_visible_to,
+    identity_hidden_from,
+)
+from mediation.cases.services import (
+    case_transition,
+    dispute_register,
+    petition_receive,
+    petition_refer_to_mediation,
+)
 from mediation.core import clock
 from mediation.core.errors import InvalidInput, NotFound, PermissionDenied
 from mediation.deadlines.calendar_source import current_calendar
@@ -90,7 +106,7 @@ from mediation.deadlines.policy import (
     parse_pause,
 )
 from mediation.escalation.models import Escalation
-from mediation.escalation.selectors import escalation_queue_for
+from mediation.escalation.selectors import escalation_get_for, escalation_queue_for
 from mediation.escalation.services import (
     escalation_acknowledge,
     escalation_approve_extension,
@@ -103,7 +119,7 @@ from mediation.notifications.services import notification_mark_all_read, notific
 from mediation.parties.services import REVEAL_PERMISSION, party_reveal_id_number
 
 LIVE = [ClockStatus.RUNNING, ClockStatus.PAUSED]
-TRANSITION_NAMES = sorted({name for (_kind, name) in STEPS})
+TRANSITION_NAMES = sorted({a.name for a in workflow.actions() if a.transition}, key=lambda n: n)
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -150,16 +166,13 @@ def _with_list_relations(qs: QuerySet[Case]) -> QuerySet[Case]:
 def _detail(request: Request, case_id: int, now: dt.datetime) -> dict[str, Any]:
     case = (
         _with_list_relations(Case.objects.filter(pk=case_id))
-        .select_related("registering_agency", "assignee", "accused_agency")
-        .prefetch_related("case_parties__party", "referrals")
+        .select_related("registering_agency", "assignee", "accused_agency", "confirmation_court")
+        .prefetch_related("referrals")
         .get()
         .as_proxy()
     )
-    context = {
-        "request": request,
-        "now": now,
-        "identity_hidden": identity_hidden_from(request.user, case),
-    }
+    detail = case_detail_for(request.user, case)
+    context = {"request": request, "now": now, "detail": detail}
     return CaseDetailSerializer(case, context=context).data
 
 
@@ -283,18 +296,17 @@ class CaseTransitionsView(ApiView):
         case = _visible_case(request, pk)
         _now_at, today = _now()
         labels = STATE_LABELS.get(case.kind, {})
+        targets = {t.name: t.target for t in case.get_all_state_transitions()}
         out = []
-        for t in case.get_available_user_state_transitions(request.user):
-            step = STEPS.get((case.kind, t.name))
-            if step is None:
-                continue
-            form = step.form_class(case=case, actor=request.user, today=today)
+        for act in case_actions_for(request.user, case):
+            form = act.step.form_class(case=case, actor=request.user, today=today)
+            target = targets.get(act.name, case.state)
             out.append(
                 {
-                    "name": t.name,
-                    "label": str(t.custom.get("label", t.name)),
-                    "target": t.target,
-                    "target_label": str(labels.get(t.target, t.target)),
+                    "name": act.name,
+                    "label": transition_label(case.kind, act.name),
+                    "target": target,
+                    "target_label": str(labels.get(target, target)),
                     "fields": [describe_step_field(n, f, form) for n, f in form.fields.items()],
                 }
             )
@@ -324,11 +336,11 @@ class CaseTransitionView(ApiView):
     )
     def post(self, request: Request, pk: int, name: str) -> Response:
         case = _visible_case(request, pk)
-        step = STEPS.get((case.kind, name))
-        if step is None:
+        act = workflow.action(case.kind, name)
+        if act is None or not act.transition:
             raise NotFound(_("未知的操作：%(name)s") % {"name": name})
         now, today = _now()
-        form = step.form_class(case=case, actor=request.user, today=today)
+        form = act.step.form_class(case=case, actor=request.user, today=today)
         body = StepInputSerializer(data=request.data, form_fields=form.fields)
         body.is_valid(raise_exception=True)
         updated = case_transition(
@@ -353,6 +365,9 @@ class CaseEventsView(ApiView):
     )
     def get(self, request: Request, pk: int) -> Response:
         case = _visible_case(request, pk)
+        if not case_access(request.user, case).timeline:
+            # The court applied to sees the agreement and the parties, not the file's history.
+            raise PermissionDenied(_("您只能查看本案的调解协议和当事人信息。"))
         qs = (
             CaseEvent.objects.filter(case_id=case.pk)
             .select_related("actor", "actor_agency")
@@ -385,6 +400,30 @@ class CaseClocksView(ApiView):
         return self.get_paginated_response(ClockSerializer(page, many=True, context=context).data)
 
 
+class ReferToMediationView(ApiView):
+    serializer_class = ReferToMediationSerializer
+
+    @extend_schema(
+        operation_id="cases_refer_to_mediation",
+        summary="访调对接：将信访事项中的民事纠纷转人民调解委员会（每件限一次）",
+        parameters=[CASE_ID],
+        request=ReferToMediationSerializer,
+        responses={201: CaseDetailSerializer, **errors(400, 401, 403, 404, 409)},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        case = _visible_case(request, pk)
+        body = ReferToMediationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        now, _today = _now()
+        dispute = petition_refer_to_mediation(
+            petition_id=case.pk, actor=request.user, now=now, data=body.form_data()
+        )
+        headers = {"Location": f"/api/cases/{dispute.pk}/"}
+        return Response(
+            _detail(request, dispute.pk, now), status=status.HTTP_201_CREATED, headers=headers
+        )
+
+
 class PartyRevealView(ApiView):
     serializer_class = RevealRequestSerializer
 
@@ -409,6 +448,8 @@ class PartyRevealView(ApiView):
             raise NotFound(_("当事人不存在。"))
         if identity_hidden_from(request.user, case) and roles - {CasePartyRole.RESPONDENT}:
             raise PermissionDenied(_("检举控告事项的信访人身份保密，您无权查看。"))
+        if not case_access(request.user, case).may_reveal:
+            raise PermissionDenied(_("无权查看完整身份证号"))
         if not request.user.has_perm(REVEAL_PERMISSION):
             raise PermissionDenied(_("无权查看完整身份证号"))
         body = RevealRequestSerializer(data=request.data)
@@ -538,26 +579,16 @@ class DeadlineComputeView(NoStoreMixin, APIView):
 
 # Escalations (超期督办) -------------------------------------------------------------------
 #
-# The queue is the engine's selector, narrowed to cases the user may see; a single escalation
-# is found only through a visible case (404 otherwise); the services check who may act (403)
-# and whether the escalation is still live (409).
+# The queue and the one rule for who may see and act on an escalation are
+# `mediation.escalation.selectors`' (the web pages use them too): an escalation the user may
+# neither act on nor see through its case is 404; the services check who may act (403) and
+# whether the escalation is still live (409).
 
 ESCALATION_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="督办 id")
 
 
-def _escalation_relations(qs: QuerySet[Escalation]) -> QuerySet[Escalation]:
-    return qs.select_related("case__holder_agency", "clock", "agency", "acknowledged_by")
-
-
 def _visible_escalation(request: Request, pk: int) -> Escalation:
-    escalation = _escalation_relations(
-        Escalation.objects.filter(
-            pk=_check_id(pk), case__in=cases_visible_to(request.user).values("pk")
-        )
-    ).first()
-    if escalation is None:
-        raise NotFound(_("督办记录不存在。"))
-    return escalation
+    return escalation_get_for(request.user, _check_id(pk))
 
 
 class EscalationQueueView(ApiView):
@@ -573,10 +604,10 @@ class EscalationQueueView(ApiView):
         filters = EscalationQueueFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         qs = escalation_queue_for(
-            supervisor=request.user,
+            user=request.user,
             include_acknowledged=not filters.validated_data.get("open_only", False),
-        ).filter(case__in=cases_visible_to(request.user).values("pk"))
-        page = self.paginate_queryset(_escalation_relations(qs))
+        )
+        page = self.paginate_queryset(qs)
         return self.get_paginated_response(EscalationSerializer(page, many=True).data)
 
 
@@ -610,7 +641,11 @@ class _EscalationActionView(ApiView):
 
 def _visible_or_acted(request: Request, pk: int) -> Escalation:
     """After 改派 the case may have left the actor's scope; they still get the result."""
-    return _escalation_relations(Escalation.objects.filter(pk=pk)).get()
+    return (
+        Escalation.objects.filter(pk=pk)
+        .select_related("case__holder_agency", "clock", "agency", "issuer", "acknowledged_by")
+        .get()
+    )
 
 
 def _action_schema(operation_id: str, summary: str, request_serializer: Any) -> Any:

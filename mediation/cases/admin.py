@@ -11,7 +11,6 @@ Registration likewise goes through `dispute_register` / `petition_receive`.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 from typing import Any
 
@@ -31,9 +30,10 @@ from django_fsm import has_transition_perm
 from django_fsm.admin import FSMAdminMixin, FSMTransitionContext
 
 from mediation.accounts.models import User
-from mediation.cases.access import cases_visible_to, identity_hidden_from
+from mediation.agencies.selectors import user_scope
+from mediation.cases import workflow
+from mediation.cases.labels import event_kind_choices, event_label, state_label
 from mediation.cases.models import (
-    STATE_LABELS,
     Agreement,
     AppliesTo,
     Case,
@@ -54,6 +54,13 @@ from mediation.cases.models import (
     Referral,
     RiskLevel,
 )
+from mediation.cases.selectors import (
+    cases_visible_to,
+    event_data_for,
+    identity_hidden_from,
+    protected_texts,
+    redact,
+)
 from mediation.cases.services import (
     PartyInput,
     case_transition,
@@ -61,48 +68,17 @@ from mediation.cases.services import (
     petition_receive,
     transition_label,
 )
-from mediation.cases.steps import STEPS, StepForm
+from mediation.cases.steps import StepForm
 from mediation.core import clock as system_clock
 from mediation.core import errors
 from mediation.deadlines import policy
 from mediation.deadlines.admin import case_admin_url
 from mediation.deadlines.models import Clock, ClockStatus
 from mediation.parties import idnumbers
+from mediation.parties.admin import PartyAdmin
+from mediation.parties.models import Party
 
-# Labels ------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _transition_labels() -> dict[tuple[str, str], str]:
-    labels: dict[tuple[str, str], str] = {}
-    for kind, model in ((CaseKind.DISPUTE, Dispute), (CaseKind.PETITION, Petition)):
-        for t in model._meta.get_field("state").get_all_transitions(model):
-            labels[(str(kind), t.name)] = str(t.custom.get("label", t.name))
-    return labels
-
-
-# Events written by services outside the machines' transitions.
-EXTRA_EVENT_LABELS = {
-    "register": _("登记"),
-    "refer_to_mediation": _("转人民调解（访调对接）"),
-    "pause_clock": _("暂停期限"),
-    "resume_clock": _("恢复期限"),
-}
-
-
-def event_label(kind: str, name: str, from_state: str | None = None) -> str:
-    if name == "register" and from_state == "":
-        # The event that created the case: a dispute is registered, a petition received.
-        return str(_("登记") if kind == CaseKind.DISPUTE else _("收到"))
-    if name in EXTRA_EVENT_LABELS:
-        return str(EXTRA_EVENT_LABELS[name])
-    return _transition_labels().get((kind, name), name)
-
-
-def state_label(kind: str, state: str) -> str:
-    if not state:
-        return "—"
-    return str(STATE_LABELS.get(kind, {}).get(state, state))
+# Labels: `mediation.cases.labels` (one set for the admin, the web, the API and statistics).
 
 
 def state_change(event: CaseEvent) -> str:
@@ -160,6 +136,9 @@ class ChannelAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyInline(admin.TabularInline):
+    # Rows without their str(): the fields say it all, and a row's str() may name a party
+    # whose identity is hidden from this viewer (检举控告).
+    template = "admin/edit_inline/tabular_fields_only.html"
     extra = 0
     max_num = 0
     can_delete = False
@@ -318,10 +297,17 @@ class CaseEventInline(ReadOnlyInline):
     event_at = labelled("at", _("时间"))
     event_actor = labelled("actor", _("操作人"))
     event_agency = labelled("actor_agency", _("操作人机构"))
-    note_shown = labelled("note", _("备注"))
+
+    secrets: tuple[str, ...] = ()
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CaseEvent]:
         return super().get_queryset(request).select_related("case", "actor", "actor_agency")
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        # Inline instances are created per request, so this does not leak between users.
+        hidden = obj is not None and identity_hidden_from(request.user, obj)
+        self.secrets = tuple(protected_texts([obj.pk]).get(obj.pk, [])) if hidden else ()
+        return super().get_formset(request, obj, **kwargs)
 
     @admin.display(description=_("操作"))
     def action(self, obj: CaseEvent) -> str:
@@ -330,6 +316,10 @@ class CaseEventInline(ReadOnlyInline):
     @admin.display(description=_("状态变化"))
     def states(self, obj: CaseEvent) -> str:
         return state_change(obj)
+
+    @admin.display(description=_("备注"))
+    def note_shown(self, obj: CaseEvent) -> str:
+        return redact(obj.note, self.secrets) or "—"
 
 
 # List filters -------------------------------------------------------------------------------
@@ -362,10 +352,7 @@ class EventTransitionFilter(admin.SimpleListFilter):
     parameter_name = "transition"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        labels: dict[str, str] = {k: str(v) for k, v in EXTRA_EVENT_LABELS.items()}
-        for (_kind, name), label in sorted(_transition_labels().items(), reverse=True):
-            labels.setdefault(name, label)
-        return sorted(labels.items(), key=lambda item: item[1])
+        return event_kind_choices()
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[CaseEvent]) -> QuerySet[CaseEvent]:
         if self.value():
@@ -694,6 +681,26 @@ class CaseAdminBase(FSMAdminMixin, admin.ModelAdmin):
             return format_html('<strong style="color:#ba2121">{}（{}）</strong>', day, _t("超期"))
         return str(day)
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # Per object, per request (ModelAdmin instances are shared between requests).
+            hidden = identity_hidden_from(request.user, obj)
+            obj.secrets = protected_texts([obj.pk]).get(obj.pk, []) if hidden else []
+        return obj
+
+    @admin.display(description=_("标题"))
+    def title_shown(self, obj: Case) -> str:
+        return redact(obj.title, getattr(obj, "secrets", []))
+
+    @admin.display(description=_("简要情况"))
+    def description_shown(self, obj: Case) -> str:
+        return redact(obj.description, getattr(obj, "secrets", [])) or "—"
+
+    @admin.display(description=_("处理结果"))
+    def outcome_shown(self, obj: Case) -> str:
+        return redact(obj.outcome_note, getattr(obj, "secrets", [])) or "—"
+
     @admin.display(description=_("来源信访事项"))
     def spawned_from_link(self, obj: Case) -> str:
         return self._case_link(obj.spawned_from)
@@ -763,8 +770,8 @@ class CaseAdminBase(FSMAdminMixin, admin.ModelAdmin):
         return _t("办理操作")
 
     def is_fsm_transition_visible(self, transition: Any) -> bool:
-        return (self.kind, transition.name) in STEPS and super().is_fsm_transition_visible(
-            transition
+        return workflow.action(self.kind, transition.name) is not None and (
+            super().is_fsm_transition_visible(transition)
         )
 
     def _change_url(self, obj: Case) -> str:
@@ -798,11 +805,11 @@ class CaseAdminBase(FSMAdminMixin, admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_view_permission(request, obj):
             raise HttpPermissionDenied
-        step = STEPS.get((obj.kind, name))
-        if step is None:
+        act = workflow.action(obj.kind, name)
+        if act is None or not act.transition:
             self.message_user(request, _t("未知的操作：%(name)s") % {"name": name}, messages.ERROR)
             return HttpResponseRedirect(self._change_url(obj))
-        if step_needs_input(step.form_class):
+        if step_needs_input(act.step.form_class):
             return HttpResponseRedirect(self._transition_url(obj, name))
         self._apply_fsm_transition(obj=obj, transition_name=name, request=request, kwargs={})
         return HttpResponseRedirect(self._change_url(obj))
@@ -836,7 +843,7 @@ class CaseAdminBase(FSMAdminMixin, admin.ModelAdmin):
     ) -> bool:
         """The mixin's apply step, without `obj.save()`: the service has saved everything."""
         label = transition_label(obj, transition_name)
-        if (obj.kind, transition_name) not in STEPS:
+        if workflow.action(obj.kind, transition_name) is None:
             self.message_user(
                 request, _t("未知的操作：%(name)s") % {"name": transition_name}, messages.ERROR
             )
@@ -872,8 +879,8 @@ class CaseAdminBase(FSMAdminMixin, admin.ModelAdmin):
         if not self.has_view_permission(request, obj):
             raise HttpPermissionDenied
         change_url = self._change_url(obj)
-        step = STEPS.get((obj.kind, transition_name))
-        if step is None:
+        act = workflow.action(obj.kind, transition_name)
+        if act is None or not act.transition:
             self.message_user(
                 request, _t("未知的操作：%(name)s") % {"name": transition_name}, messages.ERROR
             )
@@ -881,15 +888,17 @@ class CaseAdminBase(FSMAdminMixin, admin.ModelAdmin):
         label = transition_label(obj, transition_name)
         method = getattr(obj, transition_name)
         if not has_transition_perm(method, request.user):
+            why = workflow.refusal(request.user, obj, transition_name) or ""
             self.message_user(
                 request,
                 _t("案件当前状态为「%(state)s」，您不能执行「%(action)s」。")
-                % {"state": obj.state_label, "action": label},
+                % {"state": obj.state_label, "action": label}
+                + why,
                 messages.ERROR,
             )
             return HttpResponseRedirect(change_url)
 
-        form_class = admin_step_form(step.form_class)
+        form_class = admin_step_form(act.step.form_class)
         today = system_clock.local_date(system_clock.now())
         if request.method == "POST":
             raw = {k: v for k, v in request.POST.items() if k != "csrfmiddlewaretoken"}
@@ -974,8 +983,8 @@ class DisputeAdmin(CaseAdminBase):
                     "state_display",
                     "version",
                     "state_entered_at",
-                    "title",
-                    "description",
+                    "title_shown",
+                    "description_shown",
                     "category",
                     "channel",
                     "received_on",
@@ -1001,7 +1010,7 @@ class DisputeAdmin(CaseAdminBase):
         ),
         (
             _("结果"),
-            {"fields": ("outcome_note", "transfer_target", "external_reference", "closed_at")},
+            {"fields": ("outcome_shown", "transfer_target", "external_reference", "closed_at")},
         ),
     )
     add_fieldsets = (
@@ -1067,8 +1076,8 @@ class PetitionAdmin(CaseAdminBase):
                     "state_display",
                     "version",
                     "state_entered_at",
-                    "title",
-                    "description",
+                    "title_shown",
+                    "description_shown",
                     "category",
                     "channel",
                     "received_on",
@@ -1089,7 +1098,7 @@ class PetitionAdmin(CaseAdminBase):
         ),
         (
             _("结果"),
-            {"fields": ("outcome_note", "transfer_target", "external_reference", "closed_at")},
+            {"fields": ("outcome_shown", "transfer_target", "external_reference", "closed_at")},
         ),
     )
     add_fieldsets = (
@@ -1139,7 +1148,9 @@ class CaseEventAdmin(admin.ModelAdmin):
         ("actor_agency", ActorAgencyFilter),
     )
     list_select_related = ("case", "actor", "actor_agency")
-    search_fields = ("case__number", "case__title", "note")
+    # Not the notes: a search by a name would tell an accused agency which accusation names
+    # whom (检举控告), even though no note is shown.
+    search_fields = ("case__number", "case__title")
     date_hierarchy = "at"
     ordering = ("-at", "-pk")
     fields = (
@@ -1158,11 +1169,19 @@ class CaseEventAdmin(admin.ModelAdmin):
     event_at = labelled("at", _("时间"))
     event_actor = labelled("actor", _("操作人"))
     event_agency = labelled("actor_agency", _("操作人机构"))
-    note_shown = labelled("note", _("备注"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CaseEvent]:
         qs = super().get_queryset(request)
         return qs.filter(case__in=cases_visible_to(request.user).values("pk"))
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # Per object, per request (ModelAdmin instances are shared between requests).
+            hidden = identity_hidden_from(request.user, obj.case)
+            obj.identity_hidden = hidden
+            obj.secrets = protected_texts([obj.case_id]).get(obj.case_id, []) if hidden else []
+        return obj
 
     @admin.display(description=_("案件"), ordering="case__number")
     def case_link(self, obj: CaseEvent) -> str:
@@ -1179,8 +1198,15 @@ class CaseEventAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("数据"))
     def data_text(self, obj: CaseEvent) -> str:
-        text = json.dumps(obj.data, ensure_ascii=False, indent=2, sort_keys=True)
+        # 检举控告: no party ids for a viewer from whom the petitioner is hidden (they would
+        # match the petitioner across cases). Unknown viewer: hidden.
+        data = event_data_for(obj, hidden=getattr(obj, "identity_hidden", True))
+        text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)
         return format_html("<pre>{}</pre>", text)
+
+    @admin.display(description=_("备注"))
+    def note_shown(self, obj: CaseEvent) -> str:
+        return redact(obj.note, getattr(obj, "secrets", [])) or "—"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -1195,3 +1221,23 @@ class CaseEventAdmin(admin.ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+
+# Parties ------------------------------------------------------------------------------------
+
+
+@admin.register(Party)
+class ScopedPartyAdmin(PartyAdmin):
+    """Parties of the cases the user may see; never a petitioner hidden from the user
+    (检举控告 against their agency or one above it), whatever other case names them."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Party]:
+        qs = super().get_queryset(request)
+        user = request.user
+        if user.is_active and user.is_superuser:
+            return qs
+        links = CaseParty.objects.filter(case__in=cases_visible_to(user).values("pk"))
+        hidden = CaseParty.objects.filter(
+            case__involves_accusation=True, case__accused_agency_id__in=user_scope(user).above
+        ).exclude(role=CasePartyRole.RESPONDENT)
+        return qs.filter(pk__in=links.values("party_id")).exclude(pk__in=hidden.values("party_id"))

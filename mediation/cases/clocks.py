@@ -34,6 +34,9 @@ class ClockSpec:
     # run: the clock must be running; pause: the state itself pauses it (中止 for 鉴定);
     # manual: paused and resumed by explicit actions (复核 hearings, Art 36 ¶2).
     pause_mode: PauseMode = "run"
+    # The agency that owes the duty when it is not the holder: the receiver of a referral owes
+    # its acceptance (受理/签收), and an overdue acceptance escalates against it.
+    agency_id: int | None = None
 
 
 MEDIATION_RULES = {
@@ -58,6 +61,15 @@ def _latest_opinion_served(case: Case, stage: str) -> dt.date | None:
     ).first()
 
 
+def _pending_referral(case: Case) -> tuple[str | None, int | None]:
+    row = (
+        case.referrals.filter(status=ReferralStatus.PENDING)
+        .values_list("kind", "to_agency_id")
+        .first()
+    )
+    return (row[0], row[1]) if row else (None, None)
+
+
 def wanted_clocks(case: Case) -> list[ClockSpec]:
     s = case.state
     if case.kind == CaseKind.DISPUTE:
@@ -70,15 +82,11 @@ def _dispute_clocks(case: Case, s: str) -> list[ClockSpec]:
         # 研判 within 1 working day; after 上交 the higher rung triages again.
         return [ClockSpec("dispute.triage", _entered(case))]
     if s == "assigned":
-        kind = (
-            case.referrals.filter(status=ReferralStatus.PENDING)
-            .values_list("kind", flat=True)
-            .first()
-        )
+        kind, receiver = _pending_referral(case)
         rule = (
             "referral.police_ack" if kind == ReferralKind.POLICE_MEDIATION else "dispute.assign_ack"
         )
-        return [ClockSpec(rule, _entered(case))]
+        return [ClockSpec(rule, _entered(case), agency_id=receiver)]
     if s in MEDIATION_STATES:
         start = case.mediation_period_start or case.accepted_on or _entered(case)
         return [
@@ -121,7 +129,11 @@ def _petition_clocks(case: Case, s: str) -> list[ClockSpec]:
         return [ClockSpec(rule, case.received_on)]
     if s == "forwarded":
         entered = _entered(case)
-        return [ClockSpec("petition.notify", entered), ClockSpec("petition.objection", entered)]
+        _kind, receiver = _pending_referral(case)
+        return [
+            ClockSpec("petition.notify", entered, agency_id=receiver),
+            ClockSpec("petition.objection", entered, agency_id=receiver),
+        ]
     if s in ("accepted", "handling"):
         return [ClockSpec("petition.handle", case.accepted_on or _entered(case))]
     if s == "extended":

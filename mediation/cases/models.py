@@ -19,8 +19,6 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from mediation.cases.permissions import permission
-
 
 class CaseKind(models.TextChoices):
     DISPUTE = "dispute", _("矛盾纠纷")
@@ -159,6 +157,31 @@ TERMINAL_STATES: dict[str, frozenset[str]] = {
     CaseKind.PETITION: frozenset({"not_accepted", "diverted", "final", "closed"}),
 }
 ALL_STATES = sorted(set(DisputeState.values) | set(PetitionState.values))
+
+
+def permission(transition: str) -> Any:
+    """The `permission=` callable of a transition: the workflow table decides
+    (`mediation.cases.workflow.may_act`; imported when called, the table imports the steps,
+    which import these models)."""
+
+    def check(instance: Case, user: Any) -> bool:
+        from mediation.cases.workflow import may_act
+
+        return may_act(user, instance, transition)
+
+    check.__name__ = f"may_{transition}"
+    return check
+
+
+def _holds_own_walk_ins(case: Case) -> bool:
+    """受理 without a hand-off: the holder is an organ that mediates itself (a people's mediation
+    committee or a judicial office), so a dispute registered there, or sent up to it by 上交,
+    is accepted where it is (人民调解法 Art 17; 粤平安 "先行调解")."""
+    from mediation.agencies.models import AgencyKind
+
+    if case.holder_agency_id is None:
+        return False
+    return case.holder_agency.kind in (AgencyKind.MEDIATION_COMMITTEE, AgencyKind.JUDICIAL_OFFICE)
 
 
 class CaseQuerySet(models.QuerySet["Case"]):
@@ -358,10 +381,26 @@ class Dispute(Case):
         permission=permission("triage"),
         custom={"label": _("研判分流")},
     )
-    def triage(self, *, risk_level: str, category: Category | None = None, **_: Any) -> None:
+    def triage(self, *, risk_level: str, category: Category | None) -> None:
         self.risk_level = risk_level
         if category is not None:
             self.category = category
+
+    @transition(
+        "state",
+        [DS.REGISTERED, DS.ESCALATED],
+        DS.ACCEPTED,
+        conditions=[_holds_own_walk_ins],
+        permission=permission("accept_own"),
+        custom={"label": _("受理（本机构调解）")},
+    )
+    def accept_own(self, *, accepted_on: dt.date, assignee: Any) -> None:
+        """A committee (or judicial office) accepts a dispute it holds: a walk-in registered
+        there, or one sent up to it (上交). No referral, no change of holder."""
+        self.accepted_on = accepted_on
+        self.mediation_period_start = accepted_on
+        self.extension_days = 0
+        self.assignee = assignee
 
     @transition(
         "state",
@@ -370,7 +409,7 @@ class Dispute(Case):
         permission=permission("assign"),
         custom={"label": _("交办")},
     )
-    def assign(self, **_: Any) -> None:
+    def assign(self) -> None:
         """The receiving agency takes over only when it accepts (referral)."""
 
     @transition(
@@ -380,7 +419,7 @@ class Dispute(Case):
         permission=permission("accept"),
         custom={"label": _("受理")},
     )
-    def accept(self, *, agency_id: int, accepted_on: dt.date, assignee=None, **_: Any) -> None:
+    def accept(self, *, agency_id: int, accepted_on: dt.date, assignee: Any) -> None:
         self.holder_agency_id = agency_id
         self.accepted_on = accepted_on
         self.mediation_period_start = accepted_on
@@ -394,7 +433,7 @@ class Dispute(Case):
         permission=permission("decline"),
         custom={"label": _("退回")},
     )
-    def decline(self, **_: Any) -> None:
+    def decline(self) -> None:
         pass
 
     @transition(
@@ -404,7 +443,7 @@ class Dispute(Case):
         permission=permission("transfer"),
         custom={"label": _("转出")},
     )
-    def transfer(self, *, target: str, external_reference: str = "", **_: Any) -> None:
+    def transfer(self, *, target: str, external_reference: str) -> None:
         self.transfer_target = target
         self.external_reference = external_reference
 
@@ -415,7 +454,7 @@ class Dispute(Case):
         permission=permission("start_mediation"),
         custom={"label": _("开始调解")},
     )
-    def start_mediation(self, **_: Any) -> None:
+    def start_mediation(self) -> None:
         pass
 
     @transition(
@@ -425,7 +464,7 @@ class Dispute(Case):
         permission=permission("refuse"),
         custom={"label": _("当事人拒绝调解")},
     )
-    def refuse(self, *, reason: str, **_: Any) -> None:
+    def refuse(self, *, reason: str) -> None:
         self.outcome_note = reason
 
     @transition(
@@ -435,7 +474,7 @@ class Dispute(Case):
         permission=permission("withdraw"),
         custom={"label": _("当事人撤回")},
     )
-    def withdraw(self, *, reason: str, **_: Any) -> None:
+    def withdraw(self, *, reason: str) -> None:
         self.outcome_note = reason
 
     @transition(
@@ -445,7 +484,7 @@ class Dispute(Case):
         permission=permission("extend"),
         custom={"label": _("延期")},
     )
-    def extend(self, *, extra_days: int, **_: Any) -> None:
+    def extend(self, *, extra_days: int) -> None:
         self.extension_days += extra_days
 
     @transition(
@@ -455,7 +494,7 @@ class Dispute(Case):
         permission=permission("continue_mediation"),
         custom={"label": _("继续调解")},
     )
-    def continue_mediation(self, **_: Any) -> None:
+    def continue_mediation(self) -> None:
         pass
 
     @transition(
@@ -465,7 +504,7 @@ class Dispute(Case):
         permission=permission("suspend"),
         custom={"label": _("中止")},
     )
-    def suspend(self, **_: Any) -> None:
+    def suspend(self) -> None:
         pass
 
     @transition(
@@ -475,7 +514,7 @@ class Dispute(Case):
         permission=permission("resume"),
         custom={"label": _("恢复调解")},
     )
-    def resume(self, **_: Any) -> None:
+    def resume(self) -> None:
         pass
 
     @transition(
@@ -485,7 +524,7 @@ class Dispute(Case):
         permission=permission("record_agreement"),
         custom={"label": _("达成协议")},
     )
-    def record_agreement(self, **_: Any) -> None:
+    def record_agreement(self) -> None:
         pass
 
     @transition(
@@ -495,7 +534,7 @@ class Dispute(Case):
         permission=permission("close_failed"),
         custom={"label": _("终止调解")},
     )
-    def close_failed(self, *, reason: str, **_: Any) -> None:
+    def close_failed(self, *, reason: str) -> None:
         self.outcome_note = reason
 
     @transition(
@@ -505,7 +544,7 @@ class Dispute(Case):
         permission=permission("escalate"),
         custom={"label": _("上交")},
     )
-    def escalate(self, *, agency_id: int, **_: Any) -> None:
+    def escalate(self, *, agency_id: int) -> None:
         self.holder_agency_id = agency_id
         self.assignee = None
 
@@ -516,7 +555,7 @@ class Dispute(Case):
         permission=permission("apply_confirmation"),
         custom={"label": _("申请司法确认")},
     )
-    def apply_confirmation(self, *, applied_on: dt.date, court_id: int | None, **_: Any) -> None:
+    def apply_confirmation(self, *, applied_on: dt.date, court_id: int | None) -> None:
         self.confirmation_applied_on = applied_on
         self.confirmation_court_id = court_id
 
@@ -527,7 +566,7 @@ class Dispute(Case):
         permission=permission("monitor_performance"),
         custom={"label": _("履行监督")},
     )
-    def monitor_performance(self, **_: Any) -> None:
+    def monitor_performance(self) -> None:
         pass
 
     @transition(
@@ -537,7 +576,7 @@ class Dispute(Case):
         permission=permission("confirm"),
         custom={"label": _("司法确认有效")},
     )
-    def confirm(self, *, ruling_number: str, **_: Any) -> None:
+    def confirm(self, *, ruling_number: str) -> None:
         self.external_reference = ruling_number
 
     @transition(
@@ -547,7 +586,7 @@ class Dispute(Case):
         permission=permission("reject_confirmation_remediate"),
         custom={"label": _("确认被驳回，重新调解")},
     )
-    def reject_confirmation_remediate(self, *, today: dt.date, **_: Any) -> None:
+    def reject_confirmation_remediate(self, *, today: dt.date) -> None:
         self.mediation_period_start = today
         self.extension_days = 0
 
@@ -558,7 +597,7 @@ class Dispute(Case):
         permission=permission("reject_confirmation_fail"),
         custom={"label": _("确认被驳回，终止调解")},
     )
-    def reject_confirmation_fail(self, *, reason: str, **_: Any) -> None:
+    def reject_confirmation_fail(self, *, reason: str) -> None:
         self.outcome_note = reason
 
     @transition(
@@ -568,7 +607,7 @@ class Dispute(Case):
         permission=permission("close_resolved"),
         custom={"label": _("回访结案")},
     )
-    def close_resolved(self, **_: Any) -> None:
+    def close_resolved(self) -> None:
         pass
 
     @transition(
@@ -578,7 +617,7 @@ class Dispute(Case):
         permission=permission("remediate"),
         custom={"label": _("未履行，重新调解")},
     )
-    def remediate(self, *, today: dt.date, **_: Any) -> None:
+    def remediate(self, *, today: dt.date) -> None:
         self.mediation_period_start = today
         self.extension_days = 0
 
@@ -600,7 +639,7 @@ class Petition(Case):
         permission=permission("register"),
         custom={"label": _("登记")},
     )
-    def register(self, **_: Any) -> None:
+    def register(self) -> None:
         pass
 
     @transition(
@@ -610,7 +649,7 @@ class Petition(Case):
         permission=permission("forward"),
         custom={"label": _("转送/交办")},
     )
-    def forward(self, **_: Any) -> None:
+    def forward(self) -> None:
         """Art 22: the receiving agency holds the matter once it accepts it."""
 
     @transition(
@@ -620,7 +659,7 @@ class Petition(Case):
         permission=permission("accept"),
         custom={"label": _("受理")},
     )
-    def accept(self, *, accepted_on: dt.date, **_: Any) -> None:
+    def accept(self, *, accepted_on: dt.date) -> None:
         self.accepted_on = accepted_on
 
     @transition(
@@ -630,7 +669,7 @@ class Petition(Case):
         permission=permission("accept_forwarded"),
         custom={"label": _("受理转送事项")},
     )
-    def accept_forwarded(self, *, agency_id: int, accepted_on: dt.date, **_: Any) -> None:
+    def accept_forwarded(self, *, agency_id: int, accepted_on: dt.date) -> None:
         self.holder_agency_id = agency_id
         self.accepted_on = accepted_on
 
@@ -641,7 +680,7 @@ class Petition(Case):
         permission=permission("raise_objection"),
         custom={"label": _("提出异议（不属本机关职责）")},
     )
-    def raise_objection(self, **_: Any) -> None:
+    def raise_objection(self) -> None:
         """Art 23 ¶3: objection within 5 working days; the materials go back."""
 
     @transition(
@@ -651,7 +690,7 @@ class Petition(Case):
         permission=permission("not_accept"),
         custom={"label": _("不予/不再受理")},
     )
-    def not_accept(self, *, reason: str, **_: Any) -> None:
+    def not_accept(self, *, reason: str) -> None:
         self.outcome_note = reason
 
     @transition(
@@ -661,7 +700,7 @@ class Petition(Case):
         permission=permission("divert"),
         custom={"label": _("导入法定程序")},
     )
-    def divert(self, *, procedure: str, external_reference: str = "", **_: Any) -> None:
+    def divert(self, *, procedure: str, external_reference: str) -> None:
         self.transfer_target = procedure
         self.external_reference = external_reference
 
@@ -672,7 +711,7 @@ class Petition(Case):
         permission=permission("start_handling"),
         custom={"label": _("开始办理")},
     )
-    def start_handling(self, **_: Any) -> None:
+    def start_handling(self) -> None:
         pass
 
     @transition(
@@ -682,7 +721,7 @@ class Petition(Case):
         permission=permission("extend"),
         custom={"label": _("延期（≤30日）")},
     )
-    def extend(self, **_: Any) -> None:
+    def extend(self) -> None:
         pass
 
     @transition(
@@ -692,7 +731,7 @@ class Petition(Case):
         permission=permission("issue_opinion"),
         custom={"label": _("出具处理意见书")},
     )
-    def issue_opinion(self, **_: Any) -> None:
+    def issue_opinion(self) -> None:
         pass
 
     @transition(
@@ -702,7 +741,7 @@ class Petition(Case):
         permission=permission("record_mediation"),
         custom={"label": _("调解/和解")},
     )
-    def record_mediation(self, **_: Any) -> None:
+    def record_mediation(self) -> None:
         pass
 
     @transition(
@@ -712,7 +751,7 @@ class Petition(Case):
         permission=permission("close"),
         custom={"label": _("办结")},
     )
-    def close(self, *, reason: str, **_: Any) -> None:
+    def close(self, *, reason: str) -> None:
         self.outcome_note = reason
 
     @transition(
@@ -722,7 +761,7 @@ class Petition(Case):
         permission=permission("request_review"),
         custom={"label": _("收到复查申请")},
     )
-    def request_review(self, *, agency_id: int, received_on: dt.date, **_: Any) -> None:
+    def request_review(self, *, agency_id: int, received_on: dt.date) -> None:
         """Art 35: the next-higher agency reviews."""
         self.holder_agency_id = agency_id
         self.review_requested_on = received_on
@@ -734,7 +773,7 @@ class Petition(Case):
         permission=permission("start_review"),
         custom={"label": _("开始复查")},
     )
-    def start_review(self, **_: Any) -> None:
+    def start_review(self) -> None:
         pass
 
     @transition(
@@ -744,7 +783,7 @@ class Petition(Case):
         permission=permission("issue_review_opinion"),
         custom={"label": _("出具复查意见")},
     )
-    def issue_review_opinion(self, **_: Any) -> None:
+    def issue_review_opinion(self) -> None:
         pass
 
     @transition(
@@ -754,7 +793,7 @@ class Petition(Case):
         permission=permission("request_rereview"),
         custom={"label": _("收到复核申请")},
     )
-    def request_rereview(self, *, agency_id: int, received_on: dt.date, **_: Any) -> None:
+    def request_rereview(self, *, agency_id: int, received_on: dt.date) -> None:
         """Art 36: the agency above the reviewer re-reviews."""
         self.holder_agency_id = agency_id
         self.rereview_requested_on = received_on
@@ -766,7 +805,7 @@ class Petition(Case):
         permission=permission("start_rereview"),
         custom={"label": _("开始复核")},
     )
-    def start_rereview(self, **_: Any) -> None:
+    def start_rereview(self) -> None:
         pass
 
     @transition(
@@ -776,7 +815,7 @@ class Petition(Case):
         permission=permission("issue_rereview_opinion"),
         custom={"label": _("出具复核意见（终结）")},
     )
-    def issue_rereview_opinion(self, **_: Any) -> None:
+    def issue_rereview_opinion(self) -> None:
         pass
 
 
@@ -983,6 +1022,65 @@ class Extension(models.Model):
         return f"延期 {self.extra_days} 日"
 
 
+class EventKind(models.TextChoices):
+    """What a `CaseEvent` records: a transition of either machine (same name as the method),
+    or a service action that leaves the state as it is. One list; `mediation.cases.labels`
+    gives each its label (a transition's own label where the two machines differ)."""
+
+    # The event that creates a case (from_state ""), and the petition's 收到 → 登记.
+    REGISTER = "register", _("登记")
+    # 矛盾纠纷 (DOMAIN.md §6.1)
+    TRIAGE = "triage", _("研判分流")
+    ACCEPT_OWN = "accept_own", _("受理（本机构调解）")
+    ASSIGN = "assign", _("交办")
+    ACCEPT = "accept", _("受理")
+    DECLINE = "decline", _("退回")
+    TRANSFER = "transfer", _("转出")
+    START_MEDIATION = "start_mediation", _("开始调解")
+    REFUSE = "refuse", _("当事人拒绝调解")
+    WITHDRAW = "withdraw", _("当事人撤回")
+    EXTEND = "extend", _("延期")
+    CONTINUE_MEDIATION = "continue_mediation", _("继续调解")
+    SUSPEND = "suspend", _("中止")
+    RESUME = "resume", _("恢复调解")
+    RECORD_AGREEMENT = "record_agreement", _("达成协议")
+    CLOSE_FAILED = "close_failed", _("终止调解")
+    ESCALATE = "escalate", _("上交")
+    APPLY_CONFIRMATION = "apply_confirmation", _("申请司法确认")
+    MONITOR_PERFORMANCE = "monitor_performance", _("履行监督")
+    CONFIRM = "confirm", _("司法确认有效")
+    REJECT_CONFIRMATION_REMEDIATE = "reject_confirmation_remediate", _("确认被驳回，重新调解")
+    REJECT_CONFIRMATION_FAIL = "reject_confirmation_fail", _("确认被驳回，终止调解")
+    CLOSE_RESOLVED = "close_resolved", _("回访结案")
+    REMEDIATE = "remediate", _("未履行，重新调解")
+    # 信访事项 (DOMAIN.md §6.2)
+    FORWARD = "forward", _("转送/交办")
+    ACCEPT_FORWARDED = "accept_forwarded", _("受理转送事项")
+    RAISE_OBJECTION = "raise_objection", _("提出异议（不属本机关职责）")
+    NOT_ACCEPT = "not_accept", _("不予/不再受理")
+    DIVERT = "divert", _("导入法定程序")
+    START_HANDLING = "start_handling", _("开始办理")
+    ISSUE_OPINION = "issue_opinion", _("出具处理意见书")
+    RECORD_MEDIATION = "record_mediation", _("调解/和解")
+    CLOSE = "close", _("办结")
+    REQUEST_REVIEW = "request_review", _("收到复查申请")
+    START_REVIEW = "start_review", _("开始复查")
+    ISSUE_REVIEW_OPINION = "issue_review_opinion", _("出具复查意见")
+    REQUEST_REREVIEW = "request_rereview", _("收到复核申请")
+    START_REREVIEW = "start_rereview", _("开始复核")
+    ISSUE_REREVIEW_OPINION = "issue_rereview_opinion", _("出具复核意见（终结）")
+    # Service actions that keep the state.
+    REFER_TO_MEDIATION = "refer_to_mediation", _("转人民调解（访调对接）")
+    PAUSE_CLOCK = "pause_clock", _("暂停期限")
+    RESUME_CLOCK = "resume_clock", _("恢复期限")
+    ESCALATION_ACKNOWLEDGE = "escalation_acknowledge", _("签收督办")
+    ESCALATION_REASSIGN = "escalation_reassign", _("督办改派")
+    ESCALATION_APPROVE_EXTENSION = "escalation_approve_extension", _("督办批准延期")
+    ESCALATION_NOTE = "escalation_note", _("下达督办意见")
+    ESCALATION_RESOLVE = "escalation_resolve", _("督办办结")
+    HOLIDAY_RECOMPUTE = "holiday_recompute", _("节假日调整")
+
+
 class ImmutableQuerySet(models.QuerySet["CaseEvent"]):
     def update(self, **kwargs: Any) -> int:
         raise PermissionError("案件事件不可修改")
@@ -1007,7 +1105,7 @@ class CaseEvent(models.Model):
         "agencies.Agency", on_delete=models.PROTECT, null=True, related_name="+"
     )
     at = models.DateTimeField()
-    transition = models.CharField(max_length=64)
+    transition = models.CharField(max_length=64, choices=EventKind.choices)
     from_state = models.CharField(max_length=32, blank=True)
     to_state = models.CharField(max_length=32)
     note = models.TextField(blank=True)

@@ -19,8 +19,10 @@ from django_fsm import ConcurrentTransition, can_proceed, has_transition_perm
 
 from mediation.accounts.models import User
 from mediation.agencies.models import Agency
+from mediation.cases import notices, workflow
 from mediation.cases.audit import record_event
 from mediation.cases.clocks import MANUALLY_PAUSABLE, ClockSpec, wanted_clocks
+from mediation.cases.labels import transition_label as _transition_label
 from mediation.cases.models import (
     Case,
     CaseKind,
@@ -31,6 +33,7 @@ from mediation.cases.models import (
     Channel,
     Custody,
     Dispute,
+    EventKind,
     MediationTrack,
     Petition,
     Referral,
@@ -38,8 +41,7 @@ from mediation.cases.models import (
     ReferralStatus,
     RiskLevel,
 )
-from mediation.cases.permissions import INTAKE, in_scope
-from mediation.cases.steps import STEPS, StepContext
+from mediation.cases.steps import StepContext
 from mediation.core.clock import local_date
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from mediation.deadlines import policy
@@ -84,9 +86,24 @@ def _allocate_number(*, agency: Agency, kind: str, year: int) -> tuple[int, str]
 
 
 def _check_intake(actor: User) -> Agency:
-    if not actor.is_active or actor.agency_id is None or actor.role not in INTAKE:
+    if not actor.is_active or actor.agency_id is None or actor.role not in workflow.INTAKE:
         raise PermissionDenied(_("您没有登记案件的权限。"))
     return actor.agency
+
+
+def _check_accusation_title(title: str, parties: Iterable[PartyInput]) -> None:
+    """A 检举控告 matter's title is shown wherever the case appears, to the accused agency too
+    (it sees the case, never the petitioner): it must not name the petitioner (Art 30 ¶3)."""
+    for p in parties:
+        if p.role == CasePartyRole.RESPONDENT:
+            continue
+        for text in (p.name, p.phone, p.id_number):
+            text = (text or "").strip()
+            if len(text) >= 2 and text in title:
+                raise InvalidInput(
+                    _("检举控告事项的标题不得包含信访人的姓名或联系方式（信访工作条例第三十条）。"),
+                    details={"title": [_("标题中不能出现“%(text)s”。") % {"text": text}]},
+                )
 
 
 def _attach_parties(case: Case, parties: Iterable[PartyInput], *, today: dt.date) -> list[int]:
@@ -142,6 +159,8 @@ def _create_case(
         and not Category.objects.filter(pk=category_id, applies_to__in=[kind, "both"]).exists()
     ):
         raise InvalidInput(_("类型无效。"))
+    if fields.get("involves_accusation"):
+        _check_accusation_title(title, parties)
     repeat_of_id = fields.get("repeat_of_id")
     if (
         repeat_of_id is not None
@@ -176,7 +195,7 @@ def _create_case(
         record_event(
             case=case,
             actor=actor,
-            transition="register",
+            transition=EventKind.REGISTER,
             from_state="",
             to_state=case.state,
             now=now,
@@ -242,6 +261,11 @@ def petition_receive(
         raise InvalidInput(_("人数至少为 1。"))
     if accused_agency_id is not None and not Agency.objects.filter(pk=accused_agency_id).exists():
         raise InvalidInput(_("被检举控告机构无效。"))
+    if accused_agency_id is not None and not (involves_accusation or petition_type == "accusation"):
+        raise InvalidInput(
+            _("只有检举控告事项需要填写被检举控告机构。"),
+            details={"accused_agency": [_("只有检举控告事项需要填写被检举控告机构。")]},
+        )
     representatives = [p for p in parties if p.role == CasePartyRole.REPRESENTATIVE]
     if len(representatives) > 5:
         raise InvalidInput(_("集体访代表人不得超过 5 人（信访工作条例第二十条）。"))
@@ -271,21 +295,24 @@ def petition_receive(
 
 
 def _lock(case_id: int) -> Case:
-    case = Case.objects.select_for_update(of=("self",)).filter(pk=case_id).first()
+    """The case row, locked (FOR UPDATE), as its kind's proxy.
+
+    No joins in the locking query: when a concurrent transaction changed the row (say its
+    holder) and committed, PostgreSQL re-checks the waiting query's conditions on the new row
+    version with the joined rows it had read, so a join on the old holder would drop the row
+    and the loser would see "not found" instead of the new state."""
+    case = Case.objects.select_for_update().filter(pk=case_id).first()
     if case is None:
         raise NotFound(_("案件不存在。"))
     return case.as_proxy()
 
 
 def transition_names(kind: str) -> list[str]:
-    return [name for (k, name) in STEPS if k == kind]
+    return workflow.transition_names(kind)
 
 
 def transition_label(case: Case, name: str) -> str:
-    for t in case.get_all_state_transitions():
-        if t.name == name:
-            return str(t.custom.get("label", name))
-    return name
+    return _transition_label(case.kind, name)
 
 
 def case_transition(
@@ -299,6 +326,11 @@ def case_transition(
 ) -> Case:
     """Run one transition of a case's machine on behalf of `actor`.
 
+    In one transaction: lock the case row, check the version, the state and the workflow
+    table (who acts), validate the step form (including every agency it names), run the
+    transition, write the step's rows, move custody, reconcile the clocks (and so the
+    reminders and `next_due_at`), append the event and the hand-off notices.
+
     Raises InvalidInput (unknown transition or bad step data), Conflict (not allowed from the
     current state, a stale `expected_version`, or lost to a concurrent change) or
     PermissionDenied; in each case nothing is written.
@@ -306,8 +338,8 @@ def case_transition(
     try:
         with transaction.atomic():
             case = _lock(case_id)
-            step = STEPS.get((case.kind, transition))
-            if step is None:
+            act = workflow.action(case.kind, transition)
+            if act is None or not act.transition:
                 raise InvalidInput(_("未知的操作：%(name)s") % {"name": transition})
             if expected_version is not None and case.version != expected_version:
                 raise Conflict(_("案件已被他人更新，请刷新后重试。"), code="stale")
@@ -319,16 +351,24 @@ def case_transition(
                     % {"state": case.state_label, "action": label},
                     code="transition_not_allowed",
                 )
-            if not has_transition_perm(method, actor):
-                raise PermissionDenied(_("您无权对本案执行「%(action)s」。") % {"action": label})
+            refused = workflow.refusal(actor, case, transition)
+            if refused is not None or not has_transition_perm(method, actor):
+                raise PermissionDenied(
+                    _("您无权对本案执行「%(action)s」。") % {"action": label} + (refused or "")
+                )
             today = local_date(now)
-            form = step.form_class(data=data or {}, case=case, actor=actor, today=today)
+            form = act.step.form_class(data=data or {}, case=case, actor=actor, today=today)
             if not form.is_valid():
                 raise InvalidInput(
                     _("提交的信息有误。"),
                     details={k: [str(m) for m in v] for k, v in form.errors.items()},
                 )
-            referral = case.referrals.filter(status=ReferralStatus.PENDING).first()
+            referral = (
+                case.referrals.filter(status=ReferralStatus.PENDING).first()
+                if act.actor is workflow.Actor.RECEIVER
+                else None
+            )
+            from_state, from_holder = case.state, case.holder_agency_id
             ctx = StepContext(
                 case=case,
                 actor=actor,
@@ -336,18 +376,19 @@ def case_transition(
                 today=today,
                 cleaned=form.cleaned_data,
                 referral=referral,
+                from_holder=from_holder,
             )
-            from_state, from_holder = case.state, case.holder_agency_id
-            method(**step.kwargs(ctx))
+            method(**act.step.kwargs(ctx))
             case.version += 1
             case.state_entered_at = now
             if case.is_terminal and case.closed_at is None:
                 case.closed_at = now
             case.save()
-            step_data = step.record(ctx)
+            step_data = act.step.record(ctx)
             if step_data and case.kind == CaseKind.PETITION and transition == "register":
                 case.save(update_fields=["petition_type", "involves_accusation"])
             if case.holder_agency_id != from_holder:
+                case.holder_agency = Agency.objects.get(pk=case.holder_agency_id)
                 _move_custody(case, now=now)
             clocks = _reconcile_clocks(case, now=now)
             record_event(
@@ -360,6 +401,7 @@ def case_transition(
                 note=form.cleaned_data.get("note", ""),
                 data={**step_data, "clocks": clocks},
             )
+            notices.notify_after_step(case=case, act=act, actor=actor, now=now, referral=ctx.opened)
             return case
     except policy.PolicyError as exc:
         # A date the deadline arithmetic cannot take (the forms bound dates; this is the net).
@@ -386,7 +428,7 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
     kept: list[Clock] = []  # the live clocks after reconciling
     for code, clock in live.items():
         spec = wanted.get(code)
-        if spec is None or spec.start_date != clock.start_date:
+        if spec is None or (spec.start_date, spec.agency_id) != (clock.start_date, clock.agency_id):
             clock_services.clock_stop(clock=clock, now=now, reason=f"left:{case.state}")
             changes["stopped"].append(code)
     for code, spec in wanted.items():
@@ -400,6 +442,7 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
                 extra_days=spec.extra_days,
                 now=now,
                 calendar=calendar,
+                agency_id=spec.agency_id,
             )
             changes["started"].append(code)
             if spec.pause_mode == "pause":
@@ -457,8 +500,9 @@ def _clock_action(
 ) -> Clock:
     with transaction.atomic():
         case = _lock(case_id)
-        if not in_scope(actor, case) or actor.role not in INTAKE:
-            raise PermissionDenied(_("您无权暂停或恢复本案期限。"))
+        refused = workflow.refusal(actor, case, f"{action}_clock")
+        if refused is not None:
+            raise PermissionDenied(_("您无权暂停或恢复本案期限。") + refused)
         if rule_code not in MANUALLY_PAUSABLE:
             raise InvalidInput(_("该期限不能手动暂停：%(rule)s") % {"rule": rule_code})
         clock = Clock.objects.filter(
@@ -496,7 +540,7 @@ def _clock_action(
         record_event(
             case=case,
             actor=actor,
-            transition=f"{action}_clock",
+            transition=EventKind(f"{action}_clock"),
             from_state=case.state,
             to_state=case.state,
             now=now,
@@ -541,24 +585,54 @@ def case_resume_clock(
 
 
 def petition_refer_to_mediation(
-    *, petition_id: int, actor: User, to_agency_id: int, now: dt.datetime, note: str = ""
+    *, petition_id: int, actor: User, now: dt.datetime, data: dict[str, Any]
 ) -> Case:
-    """Spawn a dispute linked to the petition and refer it to `to_agency` (访调对接).
+    """Spawn a dispute linked to the petition and refer it to a people's mediation committee
+    (访调对接, 信访工作条例 Art 33), at most once per petition.
 
-    The petition's own 60-day clock keeps running (DOMAIN.md §1.6: not confirmed otherwise).
+    `data` is the step form's (`ReferToMediationForm`): the committee (of the actor's
+    jurisdiction, with mediators, never the accused agency of an accusation), the dispute's own
+    title and category, a note. The dispute inherits the petition's parties (信访人 → 申请人)
+    and its 检举控告 protection. The petition's own 60-day clock keeps running (DOMAIN.md §1.6:
+    not confirmed otherwise). Raises InvalidInput, Conflict or PermissionDenied, writing nothing.
     """
+    from mediation.cases.steps import ReferToMediationForm
+
     with transaction.atomic():
         petition = _lock(petition_id)
         if petition.kind != CaseKind.PETITION:
             raise InvalidInput(_("只有信访事项可以转人民调解。"))
         if petition.state not in ("handling", "extended"):
             raise Conflict(_("信访事项须在办理中才能转人民调解。"), code="transition_not_allowed")
-        if not in_scope(actor, petition) or actor.role not in INTAKE:
-            raise PermissionDenied(_("您无权对本案转人民调解。"))
-        target = Agency.objects.filter(pk=to_agency_id, is_active=True).first()
-        if target is None:
-            raise InvalidInput(_("接收机构无效。"))
+        earlier = Case.objects.filter(spawned_from=petition).values_list("number", flat=True)
+        if earlier:
+            raise Conflict(
+                _("本信访事项已转人民调解（纠纷案号：%(number)s），不能重复转出。")
+                % {"number": earlier[0]},
+                code="transition_not_allowed",
+            )
+        refused = workflow.refusal(actor, petition, "refer_to_mediation")
+        if refused is not None:
+            raise PermissionDenied(_("您无权对本案转人民调解。") + refused)
         today = local_date(now)
+        form = ReferToMediationForm(data=data, case=petition, actor=actor, today=today)
+        if not form.is_valid():
+            raise InvalidInput(
+                _("提交的信息有误。"),
+                details={k: [str(m) for m in v] for k, v in form.errors.items()},
+            )
+        target: Agency = form.cleaned_data["to_agency"]
+        title: str = form.cleaned_data["title"]
+        note: str = form.cleaned_data.get("note", "")
+        parties = list(petition.case_parties.select_related("party"))
+        if petition.involves_accusation:
+            _check_accusation_title(
+                title,
+                [
+                    PartyInput(name=cp.party.name, role=cp.role, phone=cp.party.phone)
+                    for cp in parties
+                ],
+            )
         seq, number = _allocate_number(
             agency=petition.holder_agency, kind=CaseKind.DISPUTE, year=today.year
         )
@@ -571,21 +645,24 @@ def petition_refer_to_mediation(
             holder_agency=petition.holder_agency,
             assignee=actor,
             state_entered_at=now,
-            title=petition.title,
+            title=title,
             description=petition.description,
-            category=None,
+            category=form.cleaned_data["category"],
             channel=Channel.objects.get(code="petition_referral"),
             received_on=today,
             registered_at=now,
             spawned_from=petition,
+            # 检举控告: the spawned dispute is as protected as the petition (Art 30 ¶3).
+            involves_accusation=petition.involves_accusation,
+            accused_agency_id=petition.accused_agency_id,
             state="assigned",
         )
         dispute.save()
         Custody.objects.create(case=dispute, agency=petition.holder_agency, started_at=now)
-        for cp in petition.case_parties.all():
+        for cp in parties:
             role = CasePartyRole.APPLICANT if cp.role == CasePartyRole.PETITIONER else cp.role
             CaseParty.objects.create(case=dispute, party_id=cp.party_id, role=role)
-        Referral.objects.create(
+        referral = Referral.objects.create(
             case=dispute,
             kind=ReferralKind.PETITION_MEDIATION,
             from_agency=petition.holder_agency,
@@ -598,22 +675,32 @@ def petition_refer_to_mediation(
         record_event(
             case=dispute,
             actor=actor,
-            transition="register",
+            transition=EventKind.REGISTER,
             from_state="",
             to_state="assigned",
             now=now,
-            data={"spawned_from": petition.pk, "to_agency": target.pk, "clocks": clocks},
+            data={
+                "spawned_from": petition.pk,
+                "to_agency": target.pk,
+                "referral": referral.pk,
+                "category": dispute.category_id,
+                "parties": [cp.party_id for cp in parties],
+                "clocks": clocks,
+            },
         )
         petition.version += 1
         petition.save(update_fields=["version", "updated_at"])
         record_event(
             case=petition,
             actor=actor,
-            transition="refer_to_mediation",
+            transition=EventKind.REFER_TO_MEDIATION,
             from_state=petition.state,
             to_state=petition.state,
             now=now,
             note=note,
             data={"dispute": dispute.pk, "to_agency": target.pk},
         )
+        act = workflow.action(CaseKind.PETITION, "refer_to_mediation")
+        assert act is not None
+        notices.notify_after_step(case=dispute, act=act, actor=actor, now=now, referral=referral)
         return dispute

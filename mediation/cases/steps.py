@@ -1,9 +1,12 @@
 """The data each step must capture, and what it records besides the state change.
 
-One `Step` per (case kind, transition). Its form validates the input (the same form serves
-the admin, the web pages and the API); `kwargs()` gives the transition method its arguments;
-`record()` writes the step's own rows (agreement, opinion, extension, referral) inside the
-service's transaction and returns what goes into the audit event's data.
+Each row of the workflow table (`mediation.cases.workflow`) names its `Step`. The step's form
+validates the input (the same form serves the admin, the web pages and the API, and the service
+runs it again under the case lock), including every agency the step hands the case to
+(`TargetField`, checked against `workflow.targets`); `kwargs()` gives the transition method
+exactly its keyword arguments; `record()` writes the step's own rows (agreement, opinion,
+extension, referral) inside the service's transaction and returns what goes into the audit
+event's data.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from django.utils.translation import gettext_lazy as _
 
 from mediation.accounts.models import Role, User
 from mediation.agencies.models import Agency, AgencyKind
+from mediation.agencies.selectors import agency_chain_ids
+from mediation.cases import workflow
 from mediation.cases.models import (
     Agreement,
     AgreementForm,
+    AppliesTo,
     Case,
-    CaseKind,
     Category,
     Extension,
     Opinion,
@@ -43,6 +48,10 @@ class StepContext:
     today: dt.date
     cleaned: dict[str, Any] = field(default_factory=dict)
     referral: Referral | None = None
+    # The holder before the transition ran (`record()` runs after it).
+    from_holder: int | None = None
+    # The referral the step opened (交办, 转送), for the hand-off notice.
+    opened: Referral | None = None
 
 
 # Forms -------------------------------------------------------------------------------------
@@ -81,6 +90,48 @@ class StepForm(forms.Form):
             raise forms.ValidationError(_("日期不能晚于今天。"))
         return value
 
+    def set_targets(self, name: str, step: str) -> workflow.Targets:
+        """Offer (and accept) in field `name` only the agencies step `step` may hand the case
+        to (`workflow.targets`); any other is refused with the reason."""
+        found = workflow.targets(step, self.case, self.actor)
+        field = self.fields[name]
+        assert isinstance(field, TargetField)
+        field.queryset = found.queryset()
+        field.problem = found.problem
+        return found
+
+
+class TargetField(forms.ModelChoiceField):
+    """An agency a step hands the case to. Offers the valid targets; a submitted id of any
+    other agency is refused with the reason (`workflow.Targets.problem`), not Django's bare
+    "select a valid choice". Ids are ASCII digits only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("queryset", Agency.objects.none())
+        super().__init__(*args, **kwargs)
+        self.problem: Any = None
+
+    def to_python(self, value: Any) -> Agency | None:
+        if value in self.empty_values:
+            return None
+        if isinstance(value, Agency):
+            agency = value
+        else:
+            text = str(value).strip()
+            if not (text.isascii() and text.isdigit()) or len(text) > 18:
+                raise forms.ValidationError(_("请选择有效的机构。"), code="invalid_choice")
+            agency = Agency.objects.filter(pk=int(text)).first()
+            if agency is None:
+                raise forms.ValidationError(_("所选机构不存在。"), code="invalid_choice")
+        if self.problem is not None:
+            message = self.problem(agency)
+            if message:
+                raise forms.ValidationError(message, code="invalid_choice")
+        return agency
+
+    def validate(self, value: Any) -> None:
+        forms.Field.validate(self, value)
+
 
 class ReasonForm(StepForm):
     reason = forms.CharField(label=_("理由"), max_length=2000, widget=forms.Textarea)
@@ -93,32 +144,36 @@ class TriageForm(StepForm):
     )
 
 
-def _agencies() -> Any:
-    return Agency.objects.active()
+# 警调对接 comes from a police station, 诉调对接 (委派调解) from a court: the kind of referral
+# follows from who sends it (or registered the case), not from a free choice.
+_REFERRAL_SOURCE = {
+    ReferralKind.POLICE_MEDIATION: AgencyKind.POLICE_STATION,
+    ReferralKind.COURT_MEDIATION: AgencyKind.PEOPLES_COURT,
+}
 
 
 class AssignForm(StepForm):
-    to_agency = forms.ModelChoiceField(label=_("交办至"), queryset=_agencies())
-    referral_kind = forms.ChoiceField(
-        label=_("对接类型"),
-        choices=[
-            (ReferralKind.ASSIGN, ReferralKind.ASSIGN.label),
-            (ReferralKind.POLICE_MEDIATION, ReferralKind.POLICE_MEDIATION.label),
-            (ReferralKind.COURT_MEDIATION, ReferralKind.COURT_MEDIATION.label),
-            (ReferralKind.PETITION_MEDIATION, ReferralKind.PETITION_MEDIATION.label),
-        ],
-        initial=ReferralKind.ASSIGN,
-        required=False,
-    )
+    to_agency = TargetField(label=_("交办至"))
+    referral_kind = forms.ChoiceField(label=_("对接类型"), choices=(), required=False)
 
-    def clean_to_agency(self) -> Agency:
-        agency = self.cleaned_data["to_agency"]
-        if agency.pk == self.case.holder_agency_id:
-            raise forms.ValidationError(_("不能交办给本机构。"))
-        return agency
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_targets("to_agency", "assign")
+        sources = {self.actor.agency.kind if self.actor.agency_id else None}
+        sources.add(self.case.registering_agency.kind)
+        kinds = [ReferralKind.ASSIGN] + [k for k, src in _REFERRAL_SOURCE.items() if src in sources]
+        field = self.fields["referral_kind"]
+        field.choices = [(k, k.label) for k in kinds]
+        field.initial = kinds[-1]
+
+    def clean_referral_kind(self) -> str:
+        value = self.cleaned_data.get("referral_kind") or self.fields["referral_kind"].initial
+        return value
 
 
 class AcceptDisputeForm(StepForm):
+    """受理登记 (人民调解若干规定: 受理 must be 登记): the date and the mediator in charge."""
+
     accepted_on = forms.DateField(label=_("受理日期"), required=False)
     assignee = forms.ModelChoiceField(
         label=_("承办调解员"), queryset=User.objects.filter(is_active=True), required=False
@@ -168,6 +223,24 @@ class SuspendForm(StepForm):
     reason = forms.CharField(label=_("中止理由（如鉴定）"), max_length=2000)
 
 
+# 人民调解法 Art 29: the agreement states the parties' matters, the terms, and how and by when
+# they are performed; a few characters cannot say that.
+AGREEMENT_MIN_LENGTH = 15
+
+
+def _agreement_text(value: str) -> str:
+    text = (value or "").strip()
+    if len(text) < AGREEMENT_MIN_LENGTH:
+        raise forms.ValidationError(
+            _(
+                "协议内容过短：请写明协议事项、履行方式和期限（人民调解法第二十九条），"
+                "不少于 %(n)d 字。"
+            )
+            % {"n": AGREEMENT_MIN_LENGTH}
+        )
+    return text
+
+
 class AgreementStepForm(StepForm):
     form = forms.ChoiceField(
         label=_("协议形式"),
@@ -182,6 +255,9 @@ class AgreementStepForm(StepForm):
 
     def clean_effective_on(self) -> dt.date:
         return self.clean_not_future("effective_on") or self.today
+
+    def clean_text(self) -> str:
+        return _agreement_text(self.cleaned_data.get("text", ""))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -202,27 +278,38 @@ class CloseFailedForm(StepForm):
 
 
 class EscalateForm(StepForm):
-    to_agency = forms.ModelChoiceField(label=_("上交至"), queryset=_agencies(), required=False)
+    """上交: up the ladder (village → 乡镇调委会 → 综治中心, 人民调解若干规定 Art 21)."""
+
+    to_agency = TargetField(
+        label=_("上交至"), required=False, help_text=_("不选则上交最近的上级调解组织")
+    )
     reason = forms.CharField(label=_("上交理由"), max_length=2000)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._targets = self.set_targets("to_agency", "escalate")
 
     def clean_to_agency(self) -> Agency:
         agency = self.cleaned_data.get("to_agency")
-        if agency is None:
-            agency = self.case.holder_agency.parent
-            if agency is None:
-                raise forms.ValidationError(_("本机构没有上级机构，请指定上交机构。"))
-        if agency.pk == self.case.holder_agency_id:
-            raise forms.ValidationError(_("不能上交给本机构。"))
-        return agency
+        if agency is not None:
+            return agency
+        # The nearest agency up the tree that can take the case on.
+        for agency_id in agency_chain_ids(self.case.holder_agency_id)[1:]:
+            if agency_id in self._targets.allowed:
+                return Agency.objects.get(pk=agency_id)
+        raise forms.ValidationError(_("本机构没有可以接收上交的上级机构，请联系督办人员。"))
 
 
 class ApplyConfirmationForm(StepForm):
-    court = forms.ModelChoiceField(
-        label=_("受理法院"),
-        queryset=Agency.objects.filter(kind=AgencyKind.PEOPLES_COURT, is_active=True),
-        required=False,
-    )
+    """司法确认: the parties apply jointly to a court (人民调解法 Art 33; 民诉法 Art 205), which
+    then records its own ruling."""
+
+    court = TargetField(label=_("受理法院"))
     applied_on = forms.DateField(label=_("申请日期"), required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_targets("court", "court")
 
     def clean_applied_on(self) -> dt.date:
         return self.clean_not_future("applied_on") or self.today
@@ -266,18 +353,19 @@ class RegisterPetitionForm(StepForm):
 
 
 class ForwardForm(StepForm):
-    to_agency = forms.ModelChoiceField(label=_("转送/交办至"), queryset=_agencies())
+    to_agency = TargetField(label=_("转送/交办至"))
     mode = forms.ChoiceField(
         label=_("方式"),
         choices=[(ReferralKind.FORWARD, _("转送")), (ReferralKind.ASSIGN, _("交办"))],
     )
     report_due = forms.DateField(label=_("报告办理结果期限（交办）"), required=False)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_targets("to_agency", "forward")
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        agency = data.get("to_agency")
-        if agency is not None and agency.pk == self.case.holder_agency_id:
-            self.add_error("to_agency", _("不能转送给本机构。"))
         if data.get("mode") == ReferralKind.ASSIGN and not data.get("report_due"):
             self.add_error(
                 "report_due", _("交办须设定报告办理结果的期限（信访工作条例第二十二条）。")
@@ -377,6 +465,9 @@ class PetitionMediationForm(StepForm):
     def clean_effective_on(self) -> dt.date:
         return self.clean_not_future("effective_on") or self.today
 
+    def clean_text(self) -> str:
+        return _agreement_text(self.cleaned_data.get("text", ""))
+
 
 class ClosePetitionForm(StepForm):
     reason = forms.ChoiceField(
@@ -390,21 +481,41 @@ class ClosePetitionForm(StepForm):
 
 
 class ReviewRequestForm(StepForm):
+    """复查 / 复核 request, recorded by the organ it was made to (the actor's agency, which the
+    workflow's REVIEWER rule admits only if it reviews the holder: 信访工作条例 Arts 35–36)."""
+
     received_on = forms.DateField(label=_("申请收到日期"), required=False)
-    to_agency = forms.ModelChoiceField(
-        label=_("复查/复核机关"), queryset=_agencies(), required=False
-    )
 
     def clean_received_on(self) -> dt.date:
         return self.clean_not_future("received_on") or self.today
 
-    def clean_to_agency(self) -> Agency:
-        agency = self.cleaned_data.get("to_agency") or self.case.holder_agency.parent
-        if agency is None:
-            raise forms.ValidationError(_("请指定上一级机关。"))
-        if agency.pk == self.case.holder_agency_id:
-            raise forms.ValidationError(_("复查/复核由上一级机关办理。"))
-        return agency
+
+class ReferToMediationForm(StepForm):
+    """访调对接 (信访工作条例 Art 33; 司法部/国家信访局 2025 意见): with both parties' consent the
+    civil dispute inside a petition goes to a people's mediation committee as a dispute of its
+    own, with a dispute's title and category, chosen here."""
+
+    to_agency = TargetField(label=_("接收的人民调解委员会"))
+    title = forms.CharField(
+        label=_("纠纷名称"),
+        max_length=200,
+        help_text=_("按矛盾纠纷命名，如“张某与李某宅基地界址纠纷”。"),
+    )
+    category = forms.ModelChoiceField(label=_("纠纷类型"), queryset=Category.objects.none())
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_targets("to_agency", "refer_to_mediation")
+        self.fields["category"].queryset = Category.objects.filter(
+            is_active=True, applies_to__in=[AppliesTo.DISPUTE, AppliesTo.BOTH]
+        )
+        self.order_fields(["to_agency", "title", "category", "note"])
+
+    def clean_title(self) -> str:
+        title = (self.cleaned_data.get("title") or "").strip()
+        if not title:
+            raise forms.ValidationError(_("请填写纠纷名称。"))
+        return title
 
 
 # Steps -------------------------------------------------------------------------------------
@@ -453,16 +564,25 @@ class TriageStep(Step):
 
 
 def _open_referral(ctx: StepContext, *, to: Agency, kind: str, report_due=None) -> Referral:
-    return Referral.objects.create(
+    ctx.opened = Referral.objects.create(
         case=ctx.case,
         kind=kind,
-        from_agency_id=ctx.case.holder_agency_id,
+        # The sending agency: the holder, or the supervisor's agency acting over it (a 综治中心
+        # sending a committee's own walk-in back to the committee).
+        from_agency_id=(
+            ctx.actor.agency_id
+            if ctx.actor.agency_id
+            and ctx.actor.agency_id != ctx.case.holder_agency_id
+            and to.pk == ctx.case.holder_agency_id
+            else ctx.case.holder_agency_id
+        ),
         to_agency=to,
         sent_by=ctx.actor,
         sent_at=ctx.now,
         report_due=report_due,
         note=ctx.cleaned.get("note", ""),
     )
+    return ctx.opened
 
 
 def _close_referral(ctx: StepContext, *, status: str, reason: str = "") -> None:
@@ -486,14 +606,18 @@ class AssignStep(Step):
 
 
 class AcceptDisputeStep(Step):
+    """受理 of a referral (the receiver becomes the holder), or of the holder's own case."""
+
     form_class = AcceptDisputeForm
 
     def kwargs(self, ctx: StepContext) -> dict[str, Any]:
-        return {
-            "agency_id": ctx.actor.agency_id,
+        out = {
             "accepted_on": ctx.cleaned["accepted_on"],
             "assignee": ctx.cleaned.get("assignee") or ctx.actor,
         }
+        if ctx.referral is not None:
+            out["agency_id"] = ctx.referral.to_agency_id
+        return out
 
     def record(self, ctx: StepContext) -> dict[str, Any]:
         _close_referral(ctx, status=ReferralStatus.ACCEPTED)
@@ -515,7 +639,7 @@ class TransferStep(Step):
     def kwargs(self, ctx: StepContext) -> dict[str, Any]:
         return {
             "target": ctx.cleaned["target"],
-            "external_reference": ctx.cleaned.get("external_reference", ""),
+            "external_reference": ctx.cleaned.get("external_reference") or "",
         }
 
     def record(self, ctx: StepContext) -> dict[str, Any]:
@@ -583,15 +707,14 @@ class EscalateStep(Step):
         return {"agency_id": ctx.cleaned["to_agency"].pk}
 
     def record(self, ctx: StepContext) -> dict[str, Any]:
-        return {"from_agency": ctx.case.holder_agency_id, **_data(ctx, "to_agency", "reason")}
+        return {"from_agency": ctx.from_holder, **_data(ctx, "to_agency", "reason")}
 
 
 class ApplyConfirmationStep(Step):
     form_class = ApplyConfirmationForm
 
     def kwargs(self, ctx: StepContext) -> dict[str, Any]:
-        court = ctx.cleaned.get("court")
-        return {"applied_on": ctx.cleaned["applied_on"], "court_id": court.pk if court else None}
+        return {"applied_on": ctx.cleaned["applied_on"], "court_id": ctx.cleaned["court"].pk}
 
     def record(self, ctx: StepContext) -> dict[str, Any]:
         return _data(ctx, "court", "applied_on")
@@ -677,7 +800,7 @@ class DivertStep(Step):
     def kwargs(self, ctx: StepContext) -> dict[str, Any]:
         return {
             "procedure": ctx.cleaned["procedure"],
-            "external_reference": ctx.cleaned.get("external_reference", ""),
+            "external_reference": ctx.cleaned.get("external_reference") or "",
         }
 
     def record(self, ctx: StepContext) -> dict[str, Any]:
@@ -752,13 +875,19 @@ class ClosePetitionStep(Step):
 
 
 class ReviewRequestStep(Step):
+    """The reviewing organ (the actor's agency) takes the matter over (Arts 35–36)."""
+
     form_class = ReviewRequestForm
 
     def kwargs(self, ctx: StepContext) -> dict[str, Any]:
-        return {"agency_id": ctx.cleaned["to_agency"].pk, "received_on": ctx.cleaned["received_on"]}
+        return {"agency_id": ctx.actor.agency_id, "received_on": ctx.cleaned["received_on"]}
 
     def record(self, ctx: StepContext) -> dict[str, Any]:
-        return {"from_agency": ctx.case.holder_agency_id, **_data(ctx, "to_agency", "received_on")}
+        return {
+            "from_agency": ctx.from_holder,
+            "to_agency": ctx.actor.agency_id,
+            **_data(ctx, "received_on"),
+        }
 
 
 class ObjectionStep(ReasonStep):
@@ -770,45 +899,7 @@ class ObjectionStep(ReasonStep):
         return _data(ctx, "reason")
 
 
-STEPS: dict[tuple[str, str], Step] = {
-    (CaseKind.DISPUTE, "triage"): TriageStep(),
-    (CaseKind.DISPUTE, "assign"): AssignStep(),
-    (CaseKind.DISPUTE, "accept"): AcceptDisputeStep(),
-    (CaseKind.DISPUTE, "decline"): DeclineStep(),
-    (CaseKind.DISPUTE, "transfer"): TransferStep(),
-    (CaseKind.DISPUTE, "start_mediation"): Step(),
-    (CaseKind.DISPUTE, "refuse"): ReasonStep(),
-    (CaseKind.DISPUTE, "withdraw"): ReasonStep(),
-    (CaseKind.DISPUTE, "extend"): ExtendDisputeStep(),
-    (CaseKind.DISPUTE, "continue_mediation"): Step(),
-    (CaseKind.DISPUTE, "suspend"): SuspendStep(),
-    (CaseKind.DISPUTE, "resume"): Step(),
-    (CaseKind.DISPUTE, "record_agreement"): AgreementStep(),
-    (CaseKind.DISPUTE, "close_failed"): CloseFailedStep(),
-    (CaseKind.DISPUTE, "escalate"): EscalateStep(),
-    (CaseKind.DISPUTE, "apply_confirmation"): ApplyConfirmationStep(),
-    (CaseKind.DISPUTE, "monitor_performance"): Step(),
-    (CaseKind.DISPUTE, "confirm"): ConfirmStep(),
-    (CaseKind.DISPUTE, "reject_confirmation_remediate"): RemediateStep(),
-    (CaseKind.DISPUTE, "reject_confirmation_fail"): ReasonStep(),
-    (CaseKind.DISPUTE, "close_resolved"): FollowUpStep(),
-    (CaseKind.DISPUTE, "remediate"): RemediateStep(),
-    (CaseKind.PETITION, "register"): RegisterPetitionStep(),
-    (CaseKind.PETITION, "forward"): ForwardStep(),
-    (CaseKind.PETITION, "accept"): AcceptPetitionStep(),
-    (CaseKind.PETITION, "accept_forwarded"): AcceptForwardedStep(),
-    (CaseKind.PETITION, "raise_objection"): ObjectionStep(),
-    (CaseKind.PETITION, "not_accept"): NotAcceptStep(),
-    (CaseKind.PETITION, "divert"): DivertStep(),
-    (CaseKind.PETITION, "start_handling"): Step(),
-    (CaseKind.PETITION, "extend"): ExtendPetitionStep(),
-    (CaseKind.PETITION, "issue_opinion"): OpinionStep(),
-    (CaseKind.PETITION, "record_mediation"): PetitionMediationStep(),
-    (CaseKind.PETITION, "close"): ClosePetitionStep(),
-    (CaseKind.PETITION, "request_review"): ReviewRequestStep(),
-    (CaseKind.PETITION, "start_review"): Step(),
-    (CaseKind.PETITION, "issue_review_opinion"): ReviewOpinionStep(),
-    (CaseKind.PETITION, "request_rereview"): ReviewRequestStep(),
-    (CaseKind.PETITION, "start_rereview"): Step(),
-    (CaseKind.PETITION, "issue_rereview_opinion"): RereviewOpinionStep(),
-}
+class ReferToMediationStep(Step):
+    """访调对接: the service (`petition_refer_to_mediation`) opens the dispute; the form is this."""
+
+    form_class = ReferToMediationForm

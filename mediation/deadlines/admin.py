@@ -16,7 +16,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from mediation.cases.access import cases_visible_to
+from mediation.cases.selectors import cases_visible_to
 from mediation.core import clock as system_clock
 from mediation.deadlines import policy
 from mediation.deadlines.models import Clock, ClockPause, ClockStatus, HolidayOverride, HolidayYear

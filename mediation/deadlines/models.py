@@ -39,6 +39,19 @@ class Clock(models.Model):
     # Bumped whenever the due time changes, so reminders planned for an older
     # generation can be told apart (issue 3).
     generation = models.PositiveIntegerField(default=1)
+    # The agency that owes the duty, when it is not whoever holds the case: the receiver of a
+    # referral owes its acceptance (referral.police_ack, dispute.assign_ack, petition.notify /
+    # objection while forwarded). Its reminders go to it, and an overdue one escalates against
+    # it. Null: the holder agency (which may change while the clock runs).
+    agency = models.ForeignKey(
+        "agencies.Agency",
+        verbose_name=_("责任机构"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
 
     class Meta:
         verbose_name = _("期限")

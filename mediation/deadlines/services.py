@@ -57,6 +57,7 @@ def clock_start(
     extra_days: int = 0,
     now: dt.datetime,
     calendar: policy.Calendar,
+    agency_id: int | None = None,
 ) -> Clock:
     rule = policy.get_rule(rule_code)
     deadline = clock_compute(
@@ -71,6 +72,7 @@ def clock_start(
         extra_days=extra_days,
         started_at=now,
         status=ClockStatus.RUNNING,
+        agency_id=agency_id,
     )
     _apply(clock, deadline)
     clock.save()

@@ -1,5 +1,12 @@
-from django.contrib import admin
+"""Admin of the escalation ledger and the sweep log: read-only; supervisors act through the
+services (audited). Non-superusers see the escalations they may see (`escalation_visible`:
+of cases they may open, or addressed to their agency scope)."""
 
+from django.contrib import admin
+from django.db.models import Q
+
+from mediation.agencies.selectors import user_scope
+from mediation.cases.selectors import cases_visible_to
 from mediation.escalation.models import Escalation, SweepRun
 
 
@@ -13,6 +20,7 @@ class EscalationAdmin(admin.ModelAdmin):
         "level",
         "status",
         "agency",
+        "notice_label",
         "created_at",
         "ack_due_at",
         "acknowledged_at",
@@ -20,7 +28,21 @@ class EscalationAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "level")
     search_fields = ("case__number", "case__title")
-    raw_id_fields = ("clock", "case", "agency", "acknowledged_by", "resolved_by")
+    raw_id_fields = ("clock", "case", "agency", "issuer", "acknowledged_by", "resolved_by")
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        user = request.user
+        if user.is_active and user.is_superuser:
+            return qs
+        return qs.filter(
+            Q(case__in=cases_visible_to(user).values("pk"))
+            | Q(agency_id__in=user_scope(user).below)
+        )
+
+    @admin.display(description="督办单编号")
+    def notice_label(self, obj):
+        return obj.notice_label or "—"
 
     def has_add_permission(self, request):
         return False

@@ -83,6 +83,21 @@ class Escalation(models.Model):
     # The 督办单 (supervision notice): case, clock, due date, days overdue, level, and the
     # supervisors' notes appended by the actions. A printable view renders it later.
     data = models.JSONField(_("督办单"), default=dict)
+    # The supervising agency that issues the 督办单 to the agency that owes the duty, and the
+    # notice's number 督字〔year〕第N号 from that agency's counter for the year
+    # (`NoticeSequence`). Set by the sweep right after it creates the escalation
+    # (`escalations_number_notices`); null for the moment in between.
+    issuer = models.ForeignKey(
+        "agencies.Agency",
+        verbose_name=_("督办单签发机构"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    notice_year = models.PositiveSmallIntegerField(_("督办单年度"), null=True, blank=True)
+    notice_number = models.PositiveIntegerField(_("督办单编号"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("超期督办")
@@ -92,6 +107,12 @@ class Escalation(models.Model):
             models.UniqueConstraint(fields=["clock", "level"], name="escalation_one_per_level"),
             models.CheckConstraint(
                 condition=models.Q(level__gte=1, level__lte=3), name="escalation_level_1_3"
+            ),
+            # Partial: a new escalation (not yet numbered) writes no entry into it.
+            models.UniqueConstraint(
+                fields=["issuer", "notice_year", "notice_number"],
+                name="escalation_notice_number_unique",
+                condition=models.Q(notice_number__isnull=False),
             ),
         ]
         indexes = [
@@ -117,10 +138,46 @@ class Escalation(models.Model):
                 name="escalation_resolved_by_idx",
                 condition=models.Q(resolved_by__isnull=False),
             ),
+            # Escalations still waiting for their 督办单 number (a few, for one sweep step).
+            models.Index(
+                fields=["id"],
+                name="escalation_unnumbered_idx",
+                condition=models.Q(notice_year__isnull=True),
+            ),
+            models.Index(
+                fields=["issuer"],
+                name="escalation_issuer_idx",
+                condition=models.Q(issuer__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.case_id} L{self.level} {self.status}"
+
+    @property
+    def notice_label(self) -> str:
+        """督字〔2026〕第12号; empty until numbered."""
+        if self.notice_number is None or self.notice_year is None:
+            return ""
+        return f"督字〔{self.notice_year}〕第{self.notice_number}号"
+
+
+class NoticeSequence(models.Model):
+    """Per issuing agency and year: the last 督办单 number it gave."""
+
+    agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="+")
+    year = models.PositiveSmallIntegerField()
+    last_value = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("督办单编号")
+        verbose_name_plural = _("督办单编号")
+        constraints = [
+            models.UniqueConstraint(fields=["agency", "year"], name="notice_sequence_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agency_id}/{self.year}: {self.last_value}"
 
 
 class SweepRun(models.Model):

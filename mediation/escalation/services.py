@@ -14,11 +14,12 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from mediation.accounts.models import Role, User
+from mediation.accounts.models import User
 from mediation.agencies.models import Agency
+from mediation.cases import workflow
 from mediation.cases.audit import record_event
 from mediation.cases.clocks import MEDIATION_RULES, MEDIATION_STATES
-from mediation.cases.models import Case, Custody, Extension
+from mediation.cases.models import Case, Custody, EventKind, Extension
 from mediation.cases.services import case_sync_next_due
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from mediation.deadlines import services as clock_services
@@ -26,6 +27,7 @@ from mediation.deadlines.calendar_source import current_calendar
 from mediation.deadlines.models import Clock, ClockStatus
 from mediation.deadlines.reminders import plan_reminders_for_case
 from mediation.escalation.models import Escalation, EscalationStatus
+from mediation.escalation.selectors import escalation_may_act
 from mediation.notifications.models import NotificationKind
 from mediation.notifications.services import NotificationSpec, notifications_create_bulk
 
@@ -33,33 +35,15 @@ MAX_EXTENSION_DAYS = 365
 _LIVE = (EscalationStatus.OPEN, EscalationStatus.ACKNOWLEDGED)
 
 
-def may_act_on(actor: User, escalation: Escalation, case: Case) -> bool:
-    """Supervisors of the escalation's agency, of an agency above it or above the holder;
-    and, for level 1, the holder agency's head."""
-    if not actor.is_authenticated or not actor.is_active or actor.agency_id is None:
-        return False
-    if escalation.level == 1 and case.holder_agency.head_id == actor.pk:
-        return True
-    if actor.role not in (Role.SUPERVISOR, Role.ADMINISTRATOR):
-        return False
-    if actor.agency_id in (escalation.agency_id, case.holder_agency_id):
-        return True
-    below = actor.agency.descendant_ids()
-    return case.holder_agency_id in below or escalation.agency_id in below
-
-
 def _lock(escalation_id: int, actor: User) -> tuple[Case, Escalation]:
     case_id = Escalation.objects.filter(pk=escalation_id).values_list("case_id", flat=True).first()
     if case_id is None:
         raise NotFound(_("督办记录不存在。"))
-    case = (
-        Case.objects.select_for_update(of=("self",))
-        .select_related("holder_agency")
-        .get(pk=case_id)
-        .as_proxy()
-    )
+    # No joins in the locking queries (see `cases.services._lock`).
+    case = Case.objects.select_for_update().get(pk=case_id).as_proxy()
     escalation = Escalation.objects.select_for_update().get(pk=escalation_id)
-    if not may_act_on(actor, escalation, case):
+    escalation.case = case
+    if not escalation_may_act(actor, escalation):
         raise PermissionDenied(_("您无权处理该督办。"))
     return case, escalation
 
@@ -80,7 +64,7 @@ def _audit(
     event = record_event(
         case=case,
         actor=actor,
-        transition=f"escalation_{action}",
+        transition=EventKind(f"escalation_{action}"),
         from_state=case.state,
         to_state=case.state,
         now=now,
@@ -166,8 +150,14 @@ def escalation_reassign(
     _require_live(escalation)
     old_agency, old_assignee = case.holder_agency_id, case.assignee_id
     if to_agency_id is not None and to_agency_id != case.holder_agency_id:
-        if not Agency.objects.filter(pk=to_agency_id, is_active=True).exists():
-            raise InvalidInput(_("接收机构无效。"))
+        # Within the supervisor's scope, to an agency whose staff can take the case's next
+        # step (never the accused agency of an accusation): no 改派 dead-ends.
+        target = Agency.objects.filter(pk=to_agency_id).first()
+        if target is None:
+            raise InvalidInput(_("接收机构无效。"), details={"to_agency": [_("所选机构不存在。")]})
+        problem = workflow.targets("reassign", case, actor).problem(target)
+        if problem:
+            raise InvalidInput(problem, details={"to_agency": [problem]})
         case.holder_agency_id = to_agency_id
         case.assignee = None
         Custody.objects.filter(case=case, ended_at__isnull=True).update(ended_at=now)

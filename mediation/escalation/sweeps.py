@@ -95,6 +95,9 @@ class SweepContext:
     calendar: policy.Calendar
     ack_due_at: dt.datetime
     counts: SweepCounts = field(default_factory=SweepCounts)
+    # Whether this sweep follows a real outage: an earlier sweep finished, longer than
+    # REMINDER_DIGEST_AFTER_SECONDS before this one's `now` (not a first sweep after install).
+    after_outage: bool = False
     _supervisors: dict[int, list[int]] = field(default_factory=dict)
     _remaining: dict[dt.date, str] = field(default_factory=dict)
 
@@ -168,7 +171,7 @@ def escalation_text(data: dict[str, Any]) -> tuple[str, str]:
         "督办单",
         f"案号：{data.get('case_number', '')}",
         f"案件：{data.get('case_title', '')}",
-        f"承办机构：{data.get('holder_agency', '')}",
+        f"责任机构：{data.get('responsible_agency') or data.get('holder_agency', '')}",
         f"期限：{data.get('rule_label', '')}（{data.get('rule_code', '')}）",
         f"到期日：{data.get('due', '')}",
         f"已超期：{data.get('days_overdue', 0)} 日",
@@ -205,11 +208,12 @@ def reminder_line(row: dict[str, Any], ctx: SweepContext) -> str:
 def _escalation_recipients(row: dict[str, Any], ctx: SweepContext) -> list[int]:
     data = row["data"]
     if row["level"] == 1:
-        holder = ctx.ladder.nodes.get(data.get("holder_agency_id"))
-        head = holder.head_id if holder is not None else None
+        owner_id = row["agency_id"]
+        owner = ctx.ladder.nodes.get(owner_id)
+        head = owner.head_id if owner is not None else None
         if head:
             return [head]
-        assignee = data.get("assignee_id")
+        assignee = data.get("assignee_id") if owner_id == data.get("holder_agency_id") else None
         return [assignee] if assignee else []
     agency_id = row["agency_id"]
     if agency_id is None:
@@ -231,7 +235,7 @@ def _escalation_specs(rows: list[dict[str, Any]], ctx: SweepContext) -> list[Not
             ctx.counts.escalations_without_recipients += 1
             unaddressed.append(row["id"])
         subject, body = escalation_text(row["data"])
-        holder = row["data"].get("holder_agency_id")
+        holder = row["data"].get("responsible_agency_id") or row["data"].get("holder_agency_id")
         for i, user_id in enumerate(sorted(set(recipients))):
             specs.append(
                 NotificationSpec(
@@ -333,6 +337,8 @@ _NOTICE_FIELDS = """
     'due', cl.due, 'due_at', cl.due_at, 'generation', cl.generation,
     'days_overdue', GREATEST(%(today)s::date - cl.due, 0),
     'holder_agency_id', k.holder_agency_id, 'holder_agency', h.name,
+    'responsible_agency_id', COALESCE(cl.owner_id, k.holder_agency_id),
+    'responsible_agency', COALESCE(o.name, h.name),
     'assignee_id', k.assignee_id,
     'issued_at', %(now)s::timestamptz, 'ack_due_at', %(ack_due_at)s::timestamptz
 """
@@ -358,7 +364,8 @@ LIMIT %(window)s
 # deliveries. Nothing travels to Python and back: one round trip per batch.
 _LEVEL1_SQL = """
 WITH claimed AS (
-    SELECT c.id AS clock_id, c.case_id, c.rule_code, c.due, c.due_at, c.generation
+    SELECT c.id AS clock_id, c.case_id, c.rule_code, c.due, c.due_at, c.generation,
+           c.agency_id AS owner_id
     FROM deadlines_clock c
     JOIN cases_case k ON k.id = c.case_id
     WHERE c.id = ANY(%(ids)b::bigint[])
@@ -372,23 +379,31 @@ WITH claimed AS (
 escalated AS (
     INSERT INTO escalation_escalation
         (clock_id, case_id, level, status, agency_id, created_at, ack_due_at, resolution, data)
-    SELECT cl.clock_id, cl.case_id, 1, 'open', k.holder_agency_id, %(now)s, %(ack_due_at)s, '',
+    -- Level 1 goes to the agency that owes the duty: the holder, or the receiver of a referral
+    -- it has not accepted (Clock.agency).
+    SELECT cl.clock_id, cl.case_id, 1, 'open', COALESCE(cl.owner_id, k.holder_agency_id),
+           %(now)s, %(ack_due_at)s, '',
            jsonb_build_object(__NOTICE_FIELDS__,
-               'level', 1, 'agency_id', k.holder_agency_id, 'agency', h.name,
+               'level', 1, 'agency_id', COALESCE(cl.owner_id, k.holder_agency_id),
+               'agency', COALESCE(o.name, h.name),
                'notes', '[]'::jsonb)
     FROM claimed cl
     JOIN cases_case k ON k.id = cl.case_id
     JOIN agencies_agency h ON h.id = k.holder_agency_id
+    LEFT JOIN agencies_agency o ON o.id = cl.owner_id
     ORDER BY cl.due_at, cl.clock_id
     ON CONFLICT (clock_id, level) DO NOTHING
-    RETURNING id, clock_id, case_id, data
+    RETURNING id, clock_id, case_id, agency_id, data
 ),
 addressed AS (
+    -- Its head is notified; the holder's assignee when the holder has no head.
     SELECT e.id, e.clock_id, e.case_id, __TEXT_COLUMNS__,
-           (e.data ->> 'holder_agency_id')::bigint AS holder_id,
-           COALESCE(h.head_id, (e.data ->> 'assignee_id')::bigint) AS recipient_id
+           e.agency_id AS holder_id,
+           COALESCE(r.head_id,
+                    CASE WHEN e.agency_id = (e.data ->> 'holder_agency_id')::bigint
+                         THEN (e.data ->> 'assignee_id')::bigint END) AS recipient_id
     FROM escalated e
-    LEFT JOIN agencies_agency h ON h.id = (e.data ->> 'holder_agency_id')::bigint
+    LEFT JOIN agencies_agency r ON r.id = e.agency_id
 ),
 level1 AS (
     SELECT row_number() OVER (ORDER BY a.id) AS ord, a.recipient_id,
@@ -413,7 +428,7 @@ SELECT (SELECT count(*) FROM escalated),
 _TEXT_FIELDS = (
     "case_number",
     "case_title",
-    "holder_agency",
+    "responsible_agency",
     "rule_label",
     "rule_code",
     "due",
@@ -464,6 +479,7 @@ def _fetch_rows(sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _notice(clock: Clock, case: Case, level: int, agency: Agency | None, ctx: SweepContext):
+    owner = clock.agency if clock.agency_id else case.holder_agency
     return {
         "title": "督办单",
         "case_id": case.pk,
@@ -478,6 +494,8 @@ def _notice(clock: Clock, case: Case, level: int, agency: Agency | None, ctx: Sw
         "days_overdue": max((ctx.today - clock.due).days, 0),
         "holder_agency_id": case.holder_agency_id,
         "holder_agency": case.holder_agency.name,
+        "responsible_agency_id": owner.pk,
+        "responsible_agency": owner.name,
         "assignee_id": case.assignee_id,
         "issued_at": ctx.now.isoformat(),
         "ack_due_at": ctx.ack_due_at.isoformat(),
@@ -493,20 +511,21 @@ def _level1_orm(ctx: SweepContext) -> list[dict[str, Any]]:
     clocks = (
         Clock.objects.filter(status=ClockStatus.RUNNING, kind=DUTY, due_at__lte=ctx.now)
         .exclude(Exists(has_level1))
-        .select_related("case__holder_agency")
+        .select_related("case__holder_agency", "agency")
         .order_by("due_at", "id")[: ctx.batch_size]
     )
     rows = []
     for clock in clocks:
         case = clock.case
+        owner = clock.agency if clock.agency_id else case.holder_agency
         esc = Escalation.objects.create(
             clock=clock,
             case=case,
             level=1,
-            agency_id=case.holder_agency_id,
+            agency=owner,
             created_at=ctx.now,
             ack_due_at=ctx.ack_due_at,
-            data=_notice(clock, case, 1, case.holder_agency, ctx),
+            data=_notice(clock, case, 1, owner, ctx),
         )
         rows.append(
             {
@@ -697,7 +716,7 @@ WITH candidates AS MATERIALIZED (
 ),
 claimed AS (
     SELECT e.id AS prev_id, e.clock_id, e.case_id, e.level + 1 AS level,
-           c.rule_code, c.due, c.due_at, c.generation,
+           c.rule_code, c.due, c.due_at, c.generation, c.agency_id AS owner_id,
            EXISTS (
                SELECT 1 FROM escalation_escalation x
                WHERE x.clock_id = e.clock_id AND (x.level > e.level OR x.status <> 'open')
@@ -718,10 +737,13 @@ marked AS (
     FROM claimed cl WHERE p.id = cl.prev_id
 ),
 routed AS (
+    -- Up the ladder of the agency that owes the duty (the holder, or an unaccepting receiver).
     SELECT cl.*, k.holder_agency_id,
            CASE WHEN cl.level = 2
-                THEN (%(targets2)s::jsonb ->> k.holder_agency_id::text)::bigint
-                ELSE (%(targets3)s::jsonb ->> k.holder_agency_id::text)::bigint
+                THEN (%(targets2)s::jsonb
+                      ->> COALESCE(cl.owner_id, k.holder_agency_id)::text)::bigint
+                ELSE (%(targets3)s::jsonb
+                      ->> COALESCE(cl.owner_id, k.holder_agency_id)::text)::bigint
            END AS target_id
     FROM claimed cl JOIN cases_case k ON k.id = cl.case_id
     WHERE NOT cl.blocked
@@ -735,6 +757,7 @@ SELECT cl.clock_id, cl.case_id, cl.level, 'open', cl.target_id, %(now)s, %(ack_d
 FROM routed cl
 JOIN cases_case k ON k.id = cl.case_id
 JOIN agencies_agency h ON h.id = k.holder_agency_id
+LEFT JOIN agencies_agency o ON o.id = cl.owner_id
 LEFT JOIN agencies_agency t ON t.id = cl.target_id
 ON CONFLICT (clock_id, level) DO NOTHING
 RETURNING id, clock_id, case_id, level, agency_id, data
@@ -755,7 +778,7 @@ def _climb_orm(ctx: SweepContext) -> list[dict[str, Any]]:
             clock__due_at__lte=ctx.now,
         )
         .annotate(blocked=Exists(blocked))
-        .select_related("clock", "case__holder_agency")
+        .select_related("clock", "clock__agency", "case__holder_agency")
         .order_by("ack_due_at", "id")[: ctx.batch_size]
     )
     rows = []
@@ -765,7 +788,7 @@ def _climb_orm(ctx: SweepContext) -> list[dict[str, Any]]:
             continue
         level = prev.level + 1
         case = prev.case
-        target_id = ctx.ladder.target(case.holder_agency_id, level)
+        target_id = ctx.ladder.target(prev.clock.agency_id or case.holder_agency_id, level)
         target = Agency.objects.filter(pk=target_id).first() if target_id else None
         data = _notice(prev.clock, case, level, target, ctx)
         data["previous_escalation_id"] = prev.pk
@@ -816,6 +839,106 @@ def escalations_climb(ctx: SweepContext, *, budget: float | None = None) -> int:
             return total
 
 
+# 督办单 numbers ----------------------------------------------------------------------------------
+
+# Each escalation's 督办单 is issued by the supervising agency (level 1: the township 综治中心
+# over the agency that owes the duty, else that agency itself; levels 2 and 3: the escalation's
+# own agency) and numbered 督字〔year〕第N号 from the issuer's counter for the year. Numbering is
+# its own short step after the escalations are created, not part of the (parallel) creation
+# batches: the counter row lock would serialise them. The number is final once given.
+_NUMBER_SQL = """
+WITH todo AS (
+    SELECT e.id, e.level, e.agency_id, e.created_at
+    FROM escalation_escalation e
+    WHERE e.notice_year IS NULL
+    ORDER BY e.id
+    LIMIT %(batch)s
+    FOR NO KEY UPDATE SKIP LOCKED
+),
+issued AS (
+    SELECT t.id,
+           COALESCE(CASE WHEN t.level = 1
+                         THEN (%(targets2)s::jsonb ->> t.agency_id::text)::bigint END,
+                    t.agency_id) AS issuer_id,
+           extract(year FROM t.created_at AT TIME ZONE 'Asia/Shanghai')::int AS year,
+           row_number() OVER (
+               PARTITION BY COALESCE(CASE WHEN t.level = 1
+                                          THEN (%(targets2)s::jsonb ->> t.agency_id::text)::bigint
+                                     END, t.agency_id),
+                            extract(year FROM t.created_at AT TIME ZONE 'Asia/Shanghai')
+               ORDER BY t.id) AS rn
+    FROM todo t
+),
+counts AS (
+    SELECT issuer_id, year, count(*) AS n FROM issued WHERE issuer_id IS NOT NULL
+    GROUP BY issuer_id, year
+),
+counters AS (
+    INSERT INTO escalation_noticesequence (agency_id, year, last_value)
+    SELECT issuer_id, year, n FROM counts
+    ON CONFLICT (agency_id, year) DO UPDATE
+        SET last_value = escalation_noticesequence.last_value + EXCLUDED.last_value
+    RETURNING agency_id, year, last_value
+)
+UPDATE escalation_escalation e
+SET issuer_id = i.issuer_id, notice_year = i.year,
+    notice_number = CASE WHEN i.issuer_id IS NULL THEN NULL
+                         ELSE q.last_value - c.n + i.rn END
+FROM issued i
+LEFT JOIN counts c ON c.issuer_id = i.issuer_id AND c.year = i.year
+LEFT JOIN counters q ON q.agency_id = i.issuer_id AND q.year = i.year
+WHERE e.id = i.id
+"""
+
+
+def notice_issuer_id(ladder: Ladder, level: int, agency_id: int | None) -> int | None:
+    """The agency that issues a level's 督办单 (the Python twin of `_NUMBER_SQL`)."""
+    if agency_id is None:
+        return None
+    if level == 1:
+        return ladder.target(agency_id, 2) or agency_id
+    return agency_id
+
+
+def escalations_number_notices(ctx: SweepContext) -> int:
+    """Give every escalation without one its issuer and 督办单 number. Batches until done."""
+    total = 0
+    targets2 = json.dumps(ctx.ladder.targets(2))
+    while True:
+        with transaction.atomic():
+            if is_postgres():
+                with connection.cursor() as cur:
+                    cur.execute(_NUMBER_SQL, {"batch": ctx.batch_size, "targets2": targets2})
+                    n = cur.rowcount
+            else:
+                n = _number_orm(ctx)
+        total += n
+        if n < ctx.batch_size:
+            return total
+
+
+def _number_orm(ctx: SweepContext) -> int:
+    from mediation.escalation.models import NoticeSequence
+
+    rows = list(
+        Escalation.objects.filter(notice_year__isnull=True).order_by("id")[: ctx.batch_size]
+    )
+    for esc in rows:
+        year = esc.created_at.astimezone(SHANGHAI).year
+        issuer = notice_issuer_id(ctx.ladder, esc.level, esc.agency_id)
+        number = None
+        if issuer is not None:
+            NoticeSequence.objects.get_or_create(agency_id=issuer, year=year)
+            seq = NoticeSequence.objects.select_for_update().get(agency_id=issuer, year=year)
+            seq.last_value += 1
+            seq.save(update_fields=["last_value"])
+            number = seq.last_value
+        Escalation.objects.filter(pk=esc.pk).update(
+            issuer_id=issuer, notice_year=year, notice_number=number
+        )
+    return len(rows)
+
+
 # Reminders ----------------------------------------------------------------------------------
 
 _CANCEL_STALE_REMINDERS_SQL = """
@@ -849,12 +972,15 @@ SET status = 'sent', sent_at = %(now)s, digested = %(digested)s
 FROM claimed cl
 JOIN deadlines_clock c ON c.id = cl.clock_id
 JOIN cases_case k ON k.id = c.case_id
-JOIN agencies_agency a ON a.id = k.holder_agency_id
+JOIN agencies_agency a ON a.id = COALESCE(c.agency_id, k.holder_agency_id)
 WHERE r.id = cl.id
 RETURNING r.id AS reminder_id, r.offset_code, r.send_at, c.id AS clock_id, c.rule_code,
           c.due, c.due_at, k.id AS case_id, k.number AS case_number, k.title AS case_title,
-          k.assignee_id, k.holder_agency_id, a.head_id
+          CASE WHEN c.agency_id IS NULL THEN k.assignee_id END AS assignee_id,
+          COALESCE(c.agency_id, k.holder_agency_id) AS holder_agency_id, a.head_id
 """
+# A reminder goes to the agency that owes the duty (`Clock.agency`, else the holder): its head,
+# and the case's assignee when that agency is the holder.
 # The digest claim takes the oldest DIGEST_CAP in one statement. The one-by-one reminders are
 # claimed by id from a candidate list read once per pass, like level 1 (`_LEVEL1_SQL`): a
 # burst of reminders shares one send_at (09:00), so "the first N by send_at, id" per batch
@@ -907,12 +1033,13 @@ def _claim_reminders_orm(
             generation=F("clock__generation"),
             clock__kind=DUTY,
         )
-        .select_related("clock__case__holder_agency")
+        .select_related("clock__case__holder_agency", "clock__agency")
         .order_by("send_at", "id")[:limit]
     )
     rows = []
     for r in qs:
         case = r.clock.case
+        owner = r.clock.agency if r.clock.agency_id else case.holder_agency
         Reminder.objects.filter(pk=r.pk, status=ReminderStatus.PLANNED).update(
             status=ReminderStatus.SENT, sent_at=ctx.now, digested=digested
         )
@@ -928,9 +1055,9 @@ def _claim_reminders_orm(
                 "case_id": case.pk,
                 "case_number": case.number,
                 "case_title": case.title,
-                "assignee_id": case.assignee_id,
-                "holder_agency_id": case.holder_agency_id,
-                "head_id": case.holder_agency.head_id,
+                "assignee_id": None if r.clock.agency_id else case.assignee_id,
+                "holder_agency_id": owner.pk,
+                "head_id": owner.head_id,
             }
         )
     return rows
@@ -984,30 +1111,41 @@ def _reminder_specs(rows: list[dict[str, Any]], ctx: SweepContext) -> list[Notif
     return specs
 
 
+DIGEST_AFTER_OUTAGE = "系统恢复运行，以下期限提醒在停机期间到期，合并发送："
+DIGEST_PLAIN = "以下期限提醒已到发送时间，合并发送："
+
+
 def _digest_specs(rows: list[dict[str, Any]], ctx: SweepContext) -> list[NotificationSpec]:
-    per_user: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    """One digest per recipient. Each clock is listed once, however many of its reminders
+    (3 and 1 working days before, the due day) fell due together; every reminder id is kept in
+    the notification's data (and in the idempotency key's hash)."""
+    per_user: dict[int, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         for user_id in _reminder_recipients(row):
-            per_user[user_id].append(row)
+            per_user[user_id][row["clock_id"]].append(row)
     specs = []
-    for user_id, items in sorted(per_user.items()):
-        items.sort(key=lambda r: (r["due"], r["reminder_id"]))
-        ids = [r["reminder_id"] for r in items]
-        digest = hashlib.sha256(",".join(map(str, sorted(ids))).encode()).hexdigest()[:20]
-        body = "\n".join(
-            ["系统恢复运行，以下期限提醒在停机期间到期，合并发送："]
-            + [f"· {reminder_line(r, ctx)}" for r in items]
+    intro = DIGEST_AFTER_OUTAGE if ctx.after_outage else DIGEST_PLAIN
+    for user_id, by_clock in sorted(per_user.items()):
+        ids = sorted(r["reminder_id"] for group in by_clock.values() for r in group)
+        items = sorted(
+            (
+                max(group, key=lambda r: (r["send_at"], r["reminder_id"]))
+                for group in by_clock.values()
+            ),
+            key=lambda r: (r["due"], r["clock_id"]),
         )
+        digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:20]
+        body = "\n".join([intro] + [f"· {reminder_line(r, ctx)}" for r in items])
         case_ids = {r["case_id"] for r in items}
         specs.append(
             NotificationSpec(
                 recipient_id=user_id,
                 kind=str(NotificationKind.DIGEST),
                 case_id=case_ids.pop() if len(case_ids) == 1 else None,
-                subject=f"【期限提醒汇总】您有 {len(items)} 条期限提醒",
+                subject=f"【期限提醒汇总】您有 {len(items)} 项期限需要关注",
                 body=body,
                 key=f"digest:user:{user_id}:{digest}",
-                data={"reminder_ids": ids},
+                data={"reminder_ids": ids, "clock_ids": sorted(by_clock)},
             )
         )
     ctx.counts.digests += len(specs)
@@ -1115,16 +1253,28 @@ def sweep_run(
     (started, finished, counts) for health checks and duplicate-beat observability.
     """
     started = time.monotonic()
+    last_swept = (
+        SweepRun.objects.filter(finished_at__isnull=False)
+        .order_by("-finished_at")
+        .values_list("swept_until", flat=True)
+        .first()
+    )
     run = SweepRun.objects.create(
         started_at=wall_clock(), swept_until=now, trigger=trigger[:32], runner=runner_name()
     )
     ctx = make_context(now=now, batch_size=batch_size)
+    ctx.after_outage = (
+        last_swept is not None
+        and (now - last_swept).total_seconds() > settings.REMINDER_DIGEST_AFTER_SECONDS
+    )
     try:
         escalations_resolve_stale(ctx)
         close_old_connections_if_idle()
         escalate_overdue(ctx, budget=budget_seconds)
         close_old_connections_if_idle()
         escalations_climb(ctx, budget=budget_seconds)
+        close_old_connections_if_idle()
+        escalations_number_notices(ctx)
         close_old_connections_if_idle()
         reminders_send_due(ctx, budget=budget_seconds)
     except Exception as exc:

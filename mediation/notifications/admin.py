@@ -1,6 +1,21 @@
-from django.contrib import admin
+"""Admin of notifications, deliveries and channel preferences.
 
+Non-superusers see what was sent to people of their agency scope (their own agency, and below
+it for supervisors), and only about cases they may open: a notice names its case.
+"""
+
+from django.contrib import admin
+from django.db.models import Q
+
+from mediation.agencies.selectors import user_scope
+from mediation.cases.selectors import cases_visible_to
 from mediation.notifications.models import ChannelPreference, Delivery, Notification
+
+
+def _notifications_in_scope(user):
+    return Q(recipient__agency_id__in=user_scope(user).below) & (
+        Q(case__isnull=True) | Q(case__in=cases_visible_to(user).values("pk"))
+    )
 
 
 class DeliveryInline(admin.TabularInline):
@@ -20,6 +35,12 @@ class NotificationAdmin(admin.ModelAdmin):
     readonly_fields = ("key", "created_at")
     inlines = [DeliveryInline]
 
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_active and request.user.is_superuser:
+            return qs
+        return qs.filter(_notifications_in_scope(request.user))
+
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
@@ -38,6 +59,14 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_filter = ("status", "channel")
     search_fields = ("last_error", "address", "notification__key")
     raw_id_fields = ("notification",)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_active and request.user.is_superuser:
+            return qs
+        allowed = Notification.objects.filter(_notifications_in_scope(request.user))
+        return qs.filter(notification__in=allowed.values("pk"))
+
     readonly_fields = (
         "claimed_by",
         "lease_until",
@@ -65,3 +94,10 @@ class DeliveryAdmin(admin.ModelAdmin):
 class ChannelPreferenceAdmin(admin.ModelAdmin):
     list_display = ("user", "agency", "email", "sms", "webhook")
     raw_id_fields = ("user", "agency")
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_active and request.user.is_superuser:
+            return qs
+        below = user_scope(request.user).below
+        return qs.filter(Q(user__agency_id__in=below) | Q(agency_id__in=below))

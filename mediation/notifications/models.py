@@ -24,6 +24,8 @@ class NotificationKind(models.TextChoices):
     ESCALATION = "escalation", _("超期督办")
     SUPERVISION_NOTE = "supervision_note", _("督办意见")
     REASSIGNED = "reassigned", _("改派")
+    HANDOFF = "handoff", _("待办移交")
+    FEEDBACK = "feedback", _("办理反馈")
 
 
 class Notification(models.Model):

@@ -2,6 +2,10 @@
 
 Creation goes through ``services.party_create``; the token and the hash are never shown
 (they are ``editable=False`` and not listed). The ID number cannot be changed here.
+
+`PartyAdmin` is registered by the cases admin (`mediation.cases.admin`), which scopes it to the
+parties of cases the user may see (the one visibility rule lives with the cases; parties do
+not depend on cases).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from mediation.agencies.selectors import user_scope
 from mediation.parties import idnumbers
 from mediation.parties.models import IdNumberRevealLog, Party, PartyKind
 from mediation.parties.services import party_create
@@ -58,7 +63,6 @@ class PartyChangeForm(forms.ModelForm):
     clean_phone = PartyAddForm.clean_phone
 
 
-@admin.register(Party)
 class PartyAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "id_display", "phone_display", "is_minor", "created_at")
     list_filter = ("kind", "is_minor")
@@ -128,6 +132,13 @@ class IdNumberRevealLogAdmin(admin.ModelAdmin):
     list_select_related = ("party", "viewer", "viewer_agency")
     search_fields = ("purpose", "context", "viewer__username")
     date_hierarchy = "at"
+
+    def get_queryset(self, request):
+        """Superusers see every reveal; others those made by viewers of their agency scope."""
+        qs = super().get_queryset(request)
+        if request.user.is_active and request.user.is_superuser:
+            return qs
+        return qs.filter(viewer_agency_id__in=user_scope(request.user).below)
 
     def has_add_permission(self, request):
         return False

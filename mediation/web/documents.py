@@ -1,12 +1,18 @@
 """What the printable documents show: 受理告知书, 人民调解协议书, 督办单.
 
-Each builder returns a plain context; the templates under web/docs/ lay it out for A4.
+Each builder returns a plain context; the templates under web/docs/ lay it out for A4. The
+documents are official papers served on parties and agencies: they are rendered in Chinese
+whatever the interface language (`DOCUMENT_LANGUAGE`, `chinese_document`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 from typing import Any
+
+from django.utils import translation
 
 from mediation.cases.models import (
     Agreement,
@@ -15,6 +21,7 @@ from mediation.cases.models import (
     CaseParty,
     CasePartyRole,
 )
+from mediation.cases.selectors import protected_texts, redact
 from mediation.core.clock import local_date
 from mediation.deadlines import services as clock_services
 from mediation.deadlines.calendar_source import current_calendar
@@ -40,6 +47,22 @@ PETITION_ACCEPTED_OR_LATER = frozenset(
     }
 )
 HANDLING_DAYS = 60  # 信访工作条例 Art 34
+DOCUMENT_LANGUAGE = "zh-hans"
+
+
+def chinese_document(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Render a print view in Chinese, whatever language the user chose for the interface."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with translation.override(DOCUMENT_LANGUAGE):
+            response = view(*args, **kwargs)
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+            response.headers["Content-Language"] = "zh-CN"
+            return response
+
+    return wrapper
 
 
 def acceptance_notice_available(case: Case) -> bool:
@@ -90,12 +113,26 @@ def _age(born: dt.date | None, on: dt.date) -> int | None:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def agreement_document(case: Case, agreement: Agreement) -> dict[str, Any]:
+def agreement_document(case: Case, agreement: Agreement, *, hidden: bool = False) -> dict[str, Any]:
     """人民调解协议书 (人民调解法 Art 29): the parties, facts, terms, performance, signatures."""
     parties = _parties(case)
     rows = []
     for cp in parties:
         p = cp.party
+        if hidden and cp.role != CasePartyRole.RESPONDENT:
+            rows.append(
+                {
+                    "role": cp.get_role_display(),
+                    "name": "（保密）",
+                    "is_person": p.kind == PartyKind.PERSON,
+                    "gender": "",
+                    "age": None,
+                    "id_masked": "（保密）",
+                    "phone": "（保密）",
+                    "address": "（保密）",
+                }
+            )
+            continue
         rows.append(
             {
                 "role": cp.get_role_display(),
@@ -108,16 +145,48 @@ def agreement_document(case: Case, agreement: Agreement) -> dict[str, Any]:
                 "address": p.address,
             }
         )
+    secrets = protected_texts([case.pk]).get(case.pk, []) if hidden else []
     signers = [r for r in rows if r["role"]]
     recorder = agreement.recorded_by
     committee = recorder.agency if recorder.agency_id else case.holder_agency
     return {
         "case": case,
         "agreement": agreement,
+        "description": redact(case.description, secrets),
+        "terms": redact(agreement.text, secrets),
         "parties": rows,
         "signers": signers,
         "mediator": case.assignee or recorder,
         "committee": committee,
         "copies": len(rows) + 1,
         "recorded_on": local_date(agreement.recorded_at),
+    }
+
+
+def supervision_notice(escalation: Any, *, today: dt.date) -> dict[str, Any]:
+    """督办单 (信访工作条例 Arts 38–40): issued by the supervising agency to the agency that owes
+    the duty, numbered 督字〔year〕第N号 per issuer and year. The text states the facts at
+    issue (due date, days overdue); when an extension was approved afterwards the table shows
+    the new due date beside the original one, so text and table agree."""
+    data = escalation.data or {}
+    clock = escalation.clock
+    issued_due = dt.date.fromisoformat(data["due"]) if data.get("due") else clock.due
+    issued_days = data.get("days_overdue")
+    if issued_days is None:
+        issued_days = max((local_date(escalation.created_at) - issued_due).days, 0)
+    addressee = data.get("responsible_agency") or escalation.case.holder_agency.name
+    issuer = (
+        escalation.issuer.name
+        if escalation.issuer_id
+        else (escalation.agency.name if escalation.agency_id else "")
+    )
+    return {
+        "issuer_name": issuer,
+        "addressee": addressee,
+        "notice_label": escalation.notice_label,
+        "issued_due": issued_due,
+        "days_overdue_at_issue": issued_days,
+        "current_due": clock.due,
+        "due_moved": clock.due != issued_due,
+        "days_overdue_now": max((today - clock.due).days, 0),
     }

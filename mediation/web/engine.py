@@ -6,12 +6,9 @@ leave out their escalation and notification parts instead of failing.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.apps import apps
 
 from mediation.accounts.models import User
-from mediation.cases.models import Case
 
 
 def escalation_ready() -> bool:
@@ -22,14 +19,14 @@ def notifications_ready() -> bool:
     return apps.is_installed("mediation.notifications")
 
 
-def escalations_for_case(case: Case) -> list[Any]:
-    from mediation.escalation.models import Escalation
+def heads_an_agency(user: User) -> bool:
+    from mediation.agencies.models import Agency
 
-    return list(
-        Escalation.objects.filter(case=case)
-        .select_related("clock", "agency", "acknowledged_by")
-        .order_by("-created_at", "-pk")
-    )
+    cached = getattr(user, "_heads_an_agency", None)
+    if cached is None:
+        cached = Agency.objects.filter(head=user).exists()
+        user._heads_an_agency = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def unread_count(user: User) -> int:

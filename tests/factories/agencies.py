@@ -50,11 +50,13 @@ class Township:
 _township_counter = iter(range(1, 1_000_000))
 
 
-def township_tree(name: str | None = None) -> Township:
+def township_tree(name: str | None = None, *, staffed: bool = True) -> Township:
     """Create the agencies of `Township`. Every agency gets its own case-number prefix.
 
     The township committee's prefix is the township name itself, so its numbers read
-    like (2026)将官池人调字第0001号.
+    like (2026)将官池人调字第0001号. With `staffed` (the default) every agency gets the one
+    member a hand-off to it needs (`STAFF`, as `tests.factories.accounts.staff(agency, role)`),
+    since the services refuse to hand a case to an agency where nobody could take it.
     """
     n = next(_township_counter)
     name = name or f"将官池{n}"
@@ -97,7 +99,7 @@ def township_tree(name: str | None = None) -> Township:
         f"{name}综治",
     )
     township = AgencyLevel.TOWNSHIP
-    return Township(
+    tree = Township(
         name=name,
         county_centre=county,
         county_petition_bureau=bureau,
@@ -133,3 +135,23 @@ def township_tree(name: str | None = None) -> Township:
             f"{name}村",
         ),
     )
+    if staffed:
+        from tests.factories.accounts import staff
+
+        for attr, role in STAFF:
+            staff(getattr(tree, attr), role)
+    return tree
+
+
+# The member each agency of a staffed township gets (n=0 of its role).
+STAFF = (
+    ("county_centre", "supervisor"),
+    ("county_petition_bureau", "petition_officer"),
+    ("centre", "supervisor"),
+    ("judicial_office", "judicial_officer"),
+    ("police_station", "police_officer"),
+    ("court", "court_clerk"),
+    ("petition_office", "petition_officer"),
+    ("committee", "mediator"),
+    ("village_committee", "mediator"),
+)

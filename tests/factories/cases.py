@@ -17,8 +17,9 @@ from typing import Any
 
 from mediation.accounts.models import Role, User
 from mediation.agencies.models import Agency
+from mediation.agencies.selectors import reviewers_of
+from mediation.cases import workflow
 from mediation.cases.models import Case, CaseKind, CasePartyRole, Channel, Referral, ReferralStatus
-from mediation.cases.permissions import RECEIVER_TRANSITIONS, ROLES
 from mediation.cases.services import (
     PartyInput,
     case_transition,
@@ -130,14 +131,26 @@ ROLE_PREFERENCE = (
 def actor_for(case: Case, transition: str, n: int = 0) -> User:
     """The n-th member of the acting agency with the preferred allowed role.
 
-    The acting agency is the holder, or for a receiving step (accept a referral, object to a
-    forwarded petition) the agency the pending referral was sent to.
+    The acting agency is the workflow table's (`workflow.Actor`): the holder; for a receiving
+    step (accept a referral, object to a forwarded petition) the agency the pending referral
+    was sent to; for the court's ruling the court applied to; for a 复查/复核 request the
+    reviewing organ (the next agency up).
     """
-    key = (case.kind, transition)
-    role = next(r for r in ROLE_PREFERENCE if r in ROLES[key])
+    act = workflow.action(case.kind, transition)
+    assert act is not None, f"no workflow row for {case.kind}.{transition}"
+    role = next(r for r in ROLE_PREFERENCE if r in act.roles)
     agency_id = case.holder_agency_id
-    if key in RECEIVER_TRANSITIONS:
+    if act.actor is workflow.Actor.RECEIVER:
         agency_id = Referral.objects.get(case=case, status=ReferralStatus.PENDING).to_agency_id
+    elif act.actor is workflow.Actor.COURT:
+        agency_id = case.confirmation_court_id
+    elif act.actor is workflow.Actor.REVIEWER:
+        parent = Agency.objects.get(pk=case.holder_agency_id).parent_id
+        agency_id = (
+            parent
+            if parent in reviewers_of(case.holder_agency_id)
+            else min(reviewers_of(case.holder_agency_id))
+        )
     return staff(Agency.objects.get(pk=agency_id), role, n)
 
 
@@ -209,14 +222,17 @@ PETITION_DATA: dict[str, StepData] = {
         "petitioner_notified_on": today,
     },
     "issue_opinion": _opinion,
-    "record_mediation": lambda case, t, today: {"form": "settlement", "text": "双方达成和解。"},
+    "record_mediation": lambda case, t, today: {
+        "form": "settlement",
+        "text": "双方自愿达成和解：补偿款于本月底前一次付清，信访人不再就此事信访。",
+    },
     "close": lambda case, t, today: {
         "reason": "mediated" if case.state == "mediated" else "satisfied"
     },
-    "request_review": lambda case, t, today: {"to_agency": t.county_petition_bureau.pk},
+    "request_review": _none,
     "start_review": _none,
     "issue_review_opinion": _opinion,
-    "request_rereview": lambda case, t, today: {"to_agency": t.county_centre.pk},
+    "request_rereview": _none,
     "start_rereview": _none,
     "issue_rereview_opinion": _opinion,
 }

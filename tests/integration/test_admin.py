@@ -125,17 +125,34 @@ def test_admin_pages_render_for_a_superuser(client):
 
 
 def test_change_page_shows_only_the_users_transitions(client, demo_people):
-    case = _register(demo_people["jingcha1"], title="110警情：王某与赵某邻里纠纷")
+    """警调对接: the police station routes its own case to the committee; then only the
+    committee (the receiver) has buttons, the station none."""
+    police = demo_people["jingcha1"]
+    case = _register(police, title="110警情：王某与赵某邻里纠纷")
+    client.force_login(police)
+    first_page = client.get(_change_url(case)).content.decode()
+    committee = Agency.objects.get(code="jgc-tjwyh")
+    for offset, (name, data) in enumerate(
+        [("triage", {"risk_level": "low"}), ("assign", {"to_agency": committee.pk})], start=1
+    ):
+        case = case_transition(
+            case_id=case.pk,
+            transition=name,
+            actor=police,
+            now=clock.now() - dt.timedelta(days=3) + dt.timedelta(minutes=offset),
+            data=data,
+        )
 
-    client.force_login(demo_people["jingcha1"])
     police_page = client.get(_change_url(case)).content.decode()
-    client.force_login(demo_people["duban1"])
-    supervisor_page = client.get(_change_url(case)).content.decode()
+    client.force_login(demo_people["tiaojie1"])
+    committee_page = client.get(_change_url(case)).content.decode()
 
+    assert 'value="triage"' in first_page
+    assert "研判分流" in first_page
     assert 'name="_fsm_transition_to"' not in police_page
-    assert 'name="_fsm_transition_to"' in supervisor_page
-    assert 'value="triage"' in supervisor_page
-    assert "研判分流" in supervisor_page
+    assert 'name="_fsm_transition_to"' in committee_page
+    assert 'value="accept"' in committee_page
+    assert 'value="decline"' in committee_page
 
 
 def test_a_button_transition_runs_through_the_service(client, demo_people):
@@ -235,15 +252,15 @@ def test_a_user_without_the_role_gets_an_error_and_nothing_changes(client, demo_
     client.force_login(demo_people["jingcha1"])
     url = reverse(
         "admin:cases_dispute_transition",
-        kwargs={"object_id": case.pk, "transition_name": "triage"},
+        kwargs={"object_id": case.pk, "transition_name": "transfer"},
     )
 
     form_page = client.get(url)
-    posted_form = client.post(url, {"risk_level": "low"})
+    posted_form = client.post(url, {"target": "litigation"})
     button = client.post(_change_url(case), {"_fsm_transition_to": "start_mediation"})
 
     assert form_page.status_code == 302
-    assert any("不能执行「研判分流」" in m for m in _messages(form_page))
+    assert any("不能执行「转出」" in m for m in _messages(form_page))
     assert posted_form.status_code == 302
     assert button.status_code == 302
     assert any("未执行" in m for m in _messages(button))

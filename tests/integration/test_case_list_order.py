@@ -11,8 +11,8 @@ from django.db.models import Min
 from django.urls import reverse
 
 from mediation.accounts.models import Role
-from mediation.cases.access import cases_visible_to
 from mediation.cases.models import Case, ReferralStatus
+from mediation.cases.selectors import cases_visible_to
 from mediation.cases.services import case_pause_clock, case_resume_clock
 from mediation.deadlines.models import Clock, ClockStatus
 from mediation.escalation.models import Escalation

@@ -21,12 +21,13 @@ from django.core.validators import MaxValueValidator
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from mediation.accounts.models import Role, User
-from mediation.agencies.models import Agency
+from mediation.agencies.models import Agency, ReviewingOrgan
 from mediation.cases.models import (
     Case,
     CaseEvent,
     CaseNumberSequence,
     CaseParty,
+    Category,
     Custody,
     Extension,
     Referral,
@@ -43,7 +44,7 @@ from mediation.core.errors import Conflict, InvalidInput, PermissionDenied
 from mediation.deadlines.models import Clock, ClockPause
 from mediation.parties.models import Party
 from tests.factories.accounts import UserFactory, head_of, staff
-from tests.factories.agencies import Township, township_tree
+from tests.factories.agencies import AgencyFactory, Township, township_tree
 from tests.factories.cases import (
     DISPUTE_PATHS,
     PETITION_PATHS,
@@ -61,6 +62,7 @@ pytestmark = pytest.mark.django_db
 
 # Django's own messages, in the active language (zh-hans), whichever catalogue provides them.
 REQUIRED = str(forms.Field.default_error_messages["required"])
+AGREEMENT = "李四于本月底前赔偿张三医疗费三千元，双方不再追究。"
 AT_MOST_90 = str(MaxValueValidator.message) % {"limit_value": 90}
 
 
@@ -411,6 +413,7 @@ def test_full_dispute_path_keeps_events_and_the_clock_table_exact(now):
     township = township_tree()
     centre = staff(township.centre, Role.SUPERVISOR)
     mediator = staff(township.committee, Role.MEDIATOR)
+    clerk = staff(township.court, Role.COURT_CLERK)
     case = register_dispute(township, now=now, actor=centre)
     R, P = "running", "paused"
     mediate = "dispute.mediate"
@@ -442,7 +445,7 @@ def test_full_dispute_path_keeps_events_and_the_clock_table_exact(now):
         # Agreement effective Fri 04-10: 司法确认 window 30 days → Sun 05-10 → Mon 05-11
         # (Sat 05-09 is a 调休 workday, Sun 05-10 is not).
         (at(4, 10), "record_agreement", mediator,
-         {"form": "written", "text": "赔偿三千元", "performance_due_on": "2026-04-30"},
+         {"form": "written", "text": AGREEMENT, "performance_due_on": "2026-04-30"},
          "agreement_reached",
          {"confirmation.apply": (R, "2026-04-10", "2026-05-10", "2026-05-11", 0, 0)}, [mediate]),
         # Applied Mon 04-13: outer limit 30 days → Wed 05-13; target 15 days → Tue 04-28.
@@ -454,7 +457,7 @@ def test_full_dispute_path_keeps_events_and_the_clock_table_exact(now):
          },
          ["confirmation.apply"]),
         # 回访 7 days after the agreed performance date Thu 04-30 → Thu 05-07.
-        (at(4, 20), "confirm", mediator, {"ruling_number": "(2026)冀0123民特1号"},
+        (at(4, 20), "confirm", clerk, {"ruling_number": "(2026)冀0123民特1号"},
          "performance_monitoring",
          {"dispute.followup": (R, "2026-04-30", "2026-05-07", "2026-05-07", 0, 0)},
          ["confirmation.decide", "confirmation.decide_target"]),
@@ -495,6 +498,10 @@ def test_full_petition_path_keeps_events_and_the_clock_table_exact(now):
     head = head_of(township.judicial_office)
     reviewer = staff(township.county_petition_bureau, Role.PETITION_OFFICER)
     rereviewer = staff(township.county_centre, Role.SUPERVISOR)
+    # The county bureau reviews the judicial office's decisions besides its parent (configured).
+    ReviewingOrgan.objects.create(
+        agency=township.judicial_office, reviewer=township.county_petition_bureau
+    )
     case = receive_petition(township, now=now, actor=office)
     R, P = "running", "paused"
     rereview = "petition.rereview"
@@ -533,8 +540,7 @@ def test_full_petition_path_keeps_events_and_the_clock_table_exact(now):
          {"petition.review_request": (R, "2026-06-01", "2026-07-01", "2026-07-01", 0, 0)},
          ["petition.handle_extended"]),
         # 复查 request received Mon 06-15 by the county bureau: 30 days → Wed 07-15.
-        (at(6, 15), "request_review", handler,
-         {"to_agency": township.county_petition_bureau.pk}, "review_requested",
+        (at(6, 15), "request_review", reviewer, {}, "review_requested",
          {"petition.review": (R, "2026-06-15", "2026-07-15", "2026-07-15", 0, 0)},
          ["petition.review_request"]),
         (at(6, 16), "start_review", reviewer, {}, "under_review",
@@ -545,8 +551,7 @@ def test_full_petition_path_keeps_events_and_the_clock_table_exact(now):
          {"petition.rereview_request": (R, "2026-07-10", "2026-08-09", "2026-08-10", 0, 0)},
          ["petition.review"]),
         # 复核 request received Mon 07-20: 30 days → Wed 08-19.
-        (at(7, 20), "request_rereview", reviewer, {"to_agency": township.county_centre.pk},
-         "rereview_requested",
+        (at(7, 20), "request_rereview", rereviewer, {}, "rereview_requested",
          {rereview: (R, "2026-07-20", "2026-08-19", "2026-08-19", 0, 0)},
          ["petition.rereview_request"]),
         (at(7, 21), "start_rereview", rereviewer, {}, "under_rereview",
@@ -635,8 +640,8 @@ DENIED: dict[str, tuple[str, str, str, Who]] = {
     "mediator-triages": (
         "dispute", "registered", "triage", lambda t: staff(t.committee, Role.MEDIATOR)
     ),
-    "police-triages": (
-        "dispute", "registered", "triage", lambda t: staff(t.centre, Role.POLICE_OFFICER)
+    "petition-officer-triages": (
+        "dispute", "registered", "triage", lambda t: staff(t.centre, Role.PETITION_OFFICER)
     ),
     "other-township-supervisor-triages": (
         "dispute", "registered", "triage",
@@ -725,9 +730,46 @@ INVALID: dict[str, tuple[str, str, str, Callable[[Township], dict], dict[str, li
     "triage-without-risk": ("dispute", "registered", "triage", lambda t: {}, {
         "risk_level": [REQUIRED]
     }),
-    "assign-to-itself": ("dispute", "triaged", "assign", lambda t: {"to_agency": t.centre.pk}, {
-        "to_agency": ["不能交办给本机构。"]
-    }),
+    "assign-to-itself": ("dispute", "triaged", "assign", lambda t: {"to_agency": t.centre.pk},
+        lambda t: {"to_agency": [f"「{t.centre.name}」是本案现在的承办机构。"]}),
+    # Target agencies are checked by the service (the step form it runs under the lock).
+    "assign-to-a-court": ("dispute", "triaged", "assign", lambda t: {"to_agency": t.court.pk},
+        lambda t: {"to_agency": [f"「{t.court.name}」不能接收：须为人民调解委员会或司法所。"]}),
+    "assign-to-another-township": (
+        "dispute", "triaged", "assign",
+        lambda t: {"to_agency": township_tree("大营").committee.pk},
+        lambda t: {"to_agency": ["「大营镇人民调解委员会」不在可选范围内：须为本辖区内的机构。"]},
+    ),
+    "assign-to-a-committee-nobody-works-at": (
+        "dispute", "triaged", "assign",
+        lambda t: {"to_agency": _unstaffed_committee(t).pk},
+        lambda t: {"to_agency": [
+            "「空岗调委会」没有可以办理下一步的在岗人员（调解员、司法所工作人员、督办人员），"
+            "移交后将无人办理。"
+        ]},
+    ),
+    "assign-to-an-unknown-agency": (
+        "dispute", "triaged", "assign", lambda t: {"to_agency": 2**40},
+        {"to_agency": ["所选机构不存在。"]},
+    ),
+    "forward-to-a-mediation-committee": (
+        "petition", "registered", "forward",
+        lambda t: {"to_agency": t.committee.pk, "mode": "forward"},
+        lambda t: {"to_agency": [
+            f"「{t.committee.name}」不能接收：须为信访部门、综治中心、人民政府、派出所或司法所。"
+        ]},
+    ),
+    "escalate-sideways": (
+        "dispute", "mediating", "escalate",
+        lambda t: {"to_agency": t.judicial_office.pk, "reason": "调解不成"},
+        lambda t: {"to_agency": [
+            f"「{t.judicial_office.name}」不在可选范围内：须为本案承办机构的上级机构。"
+        ]},
+    ),
+    "apply-confirmation-without-a-court": (
+        "dispute", "agreement_reached", "apply_confirmation", lambda t: {},
+        {"court": [REQUIRED]},
+    ),
     "extend-without-consent": (
         "dispute", "mediating", "extend", lambda t: {"reason": "拖延", "extra_days": 10},
         {"parties_consented": ["调解延期须经双方当事人同意。"]},
@@ -739,13 +781,13 @@ INVALID: dict[str, tuple[str, str, str, Callable[[Township], dict], dict[str, li
     ),
     "agreement-performed-before-it-took-effect": (
         "dispute", "mediating", "record_agreement",
-        lambda t: {"form": "oral", "text": "赔偿", "effective_on": "2026-03-10",
+        lambda t: {"form": "oral", "text": AGREEMENT, "effective_on": "2026-03-10",
                    "performance_due_on": "2026-03-09"},
         {"performance_due_on": ["履行期限不能早于协议生效日期。"]},
     ),
     "agreement-effective-tomorrow": (
         "dispute", "mediating", "record_agreement",
-        lambda t: {"form": "oral", "text": "赔偿", "effective_on": "2026-03-12"},
+        lambda t: {"form": "oral", "text": AGREEMENT, "effective_on": "2026-03-12"},
         {"effective_on": ["日期不能晚于今天。"]},
     ),
     "close-failed-without-telling-routes": (
@@ -783,8 +825,17 @@ def test_invalid_step_data_raises_field_details_and_writes_nothing(scenario, now
     with pytest.raises(InvalidInput) as excinfo:
         case_transition(case_id=case.pk, transition=transition, actor=actor, now=now, data=payload)
 
-    assert excinfo.value.details == details
+    assert excinfo.value.details == (details(township) if callable(details) else details)
     assert snapshot(case.pk) == before
+
+
+def _unstaffed_committee(t: Township) -> Agency:
+    return AgencyFactory(
+        name="空岗调委会",
+        kind="mediation_committee",
+        level="village",
+        parent=t.committee,
+    )
 
 
 @pytest.mark.parametrize(
@@ -890,13 +941,22 @@ def test_assign_opens_a_pending_referral_with_the_receivers_clock(now):
 
 
 def test_police_referral_runs_the_police_acknowledgement_clock(now):
+    """警调对接 (人民调解法 Art 18): the police station registers, routes and refers itself."""
     township = township_tree()
-    case = dispute_in_state("triaged", township=township, now=now)
+    officer = staff(township.police_station, Role.POLICE_OFFICER)
+    case = register_dispute(township, now=now, actor=officer)
+    case = case_transition(
+        case_id=case.pk,
+        transition="triage",
+        actor=officer,
+        now=now,
+        data={"risk_level": "low"},
+    )
 
     case = case_transition(
         case_id=case.pk,
         transition="assign",
-        actor=staff(township.centre, Role.SUPERVISOR),
+        actor=officer,
         now=now,
         data={"to_agency": township.committee.pk, "referral_kind": "police_mediation"},
     )
@@ -1106,21 +1166,28 @@ def test_petition_referred_to_mediation_spawns_a_linked_dispute(now):
     handle_before = list(Clock.objects.filter(case=petition).values())
     petition_parties = list(CaseParty.objects.filter(case=petition).values_list("party_id", "role"))
 
+    category = Category.objects.get(code="LL")
     dispute = petition_refer_to_mediation(
         petition_id=petition.pk,
         actor=officer,
-        to_agency_id=township.committee.pk,
         now=at(3, 12),
-        note="经双方同意转人民调解",
+        data={
+            "to_agency": township.committee.pk,
+            "title": "王五与邻居宅基地界址纠纷",
+            "category": category.pk,
+            "note": "经双方同意转人民调解",
+        },
     )
 
     dispute = reload(dispute)
-    assert (dispute.kind, dispute.state, dispute.spawned_from_id, dispute.version) == (
-        "dispute",
-        "assigned",
-        petition.pk,
-        1,
-    )
+    assert (
+        dispute.kind,
+        dispute.state,
+        dispute.spawned_from_id,
+        dispute.version,
+        dispute.title,
+        dispute.category_id,
+    ) == ("dispute", "assigned", petition.pk, 1, "王五与邻居宅基地界址纠纷", category.pk)
     assert dispute.number == f"(2026){township.petition_office.case_number_prefix}人调字第0001号"
     assert list(
         Referral.objects.filter(case=dispute).values_list(
@@ -1150,6 +1217,9 @@ def test_petition_referred_to_mediation_spawns_a_linked_dispute(now):
         {
             "spawned_from": petition.pk,
             "to_agency": township.committee.pk,
+            "referral": Referral.objects.get(case=dispute).pk,
+            "category": category.pk,
+            "parties": [petition_parties[0][0]],
             "clocks": {"started": ["dispute.assign_ack"]},
         },
     )
@@ -1176,13 +1246,21 @@ def test_petition_referred_to_mediation_spawns_a_linked_dispute(now):
     assert list(Clock.objects.filter(case=petition).values()) == handle_before
 
 
+def refer_data(t: Township) -> dict[str, Any]:
+    return {
+        "to_agency": t.committee.pk,
+        "title": "信访人与村委会土地补偿款纠纷",
+        "category": Category.objects.get(code="ZDCQ").pk,
+    }
+
+
 def test_the_committee_accepts_a_dispute_referred_from_a_petition(now):
     township = township_tree()
     petition = petition_in_state("handling", township=township, now=now)
     dispute = petition_refer_to_mediation(
         petition_id=petition.pk,
         actor=staff(township.petition_office, Role.PETITION_OFFICER),
-        to_agency_id=township.committee.pk,
+        data=refer_data(township),
         now=now,
     )
 
@@ -1209,7 +1287,7 @@ def test_referral_to_mediation_by_an_outsider_is_refused_and_writes_nothing(now)
         petition_refer_to_mediation(
             petition_id=petition.pk,
             actor=outsider,
-            to_agency_id=township.committee.pk,
+            data=refer_data(township),
             now=now,
         )
 
@@ -1226,7 +1304,7 @@ def test_petition_not_in_handling_cannot_be_referred_to_mediation(now):
         petition_refer_to_mediation(
             petition_id=petition.pk,
             actor=officer,
-            to_agency_id=township.committee.pk,
+            data=refer_data(township),
             now=now,
         )
 

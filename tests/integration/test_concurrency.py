@@ -225,7 +225,10 @@ def test_a_racing_loser_is_a_conflict_not_a_partial_write(now):
     moves = [
         ("suspend", {"reason": "鉴定"}),
         ("extend", {"reason": "同意", "extra_days": 10, "parties_consented": True}),
-        ("record_agreement", {"form": "oral", "text": "和解"}),
+        (
+            "record_agreement",
+            {"form": "oral", "text": "李四于本月底前赔偿张三医疗费三千元，双方不再追究。"},
+        ),
         ("close_failed", {"reason": "不成", "routes_explained": True}),
     ]
 

@@ -275,19 +275,19 @@ def test_resolve_closes_this_and_lower_levels(escalated, town, supervisor):
 
 def test_queue_shows_the_agencys_escalations_with_their_ack_clock(escalated, town, supervisor):
     head = town.village_committee.head
-    assert [e.pk for e in escalation_queue_for(supervisor=head)] == [escalated.pk]
-    assert list(escalation_queue_for(supervisor=supervisor)) == []
+    assert [e.pk for e in escalation_queue_for(user=head)] == [escalated.pk]
+    assert list(escalation_queue_for(user=supervisor)) == []
 
     sweep_run(now=ACK_DUE_AT, trigger="test")
-    queue = list(escalation_queue_for(supervisor=supervisor))
+    queue = list(escalation_queue_for(user=supervisor))
 
     assert [(e.level, e.ack_due_at) for e in queue] == [
         (2, dt.datetime(2026, 3, 19, 0, 0, tzinfo=SHANGHAI))
     ]
-    assert escalation_open_count_for(supervisor=supervisor) == 1
+    assert escalation_open_count_for(user=supervisor) == 1
     escalation_acknowledge(escalation_id=queue[0].pk, actor=supervisor, now=ACK_DUE_AT)
-    assert escalation_open_count_for(supervisor=supervisor) == 0
-    assert len(escalation_queue_for(supervisor=supervisor)) == 1  # acknowledged, still listed
+    assert escalation_open_count_for(user=supervisor) == 0
+    assert len(escalation_queue_for(user=supervisor)) == 1  # acknowledged, still listed
     assert [e.level for e in escalation_list_for_case(case_id=escalated.case_id)] == [1, 2]
 
 

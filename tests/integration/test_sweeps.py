@@ -283,6 +283,7 @@ def test_after_an_outage_due_reminders_arrive_as_one_digest_per_recipient(town, 
         plan_reminders_for_case(case.pk, now)
     assert Reminder.objects.filter(status="planned").count() == 9
 
+    assert sweep(at(4, 6, 12)).reminders_sent == 0  # the last sweep before the outage
     # Down from 04-06 until 04-09 12:00: wd3 (04-07 09:00) and wd1 (04-09 09:00) of each
     # clock came due meanwhile; all are older than REMINDER_DIGEST_AFTER_SECONDS.
     counts = sweep(at(4, 9, 12))
@@ -293,7 +294,10 @@ def test_after_an_outage_due_reminders_arrive_as_one_digest_per_recipient(town, 
     assert [d.recipient for d in digests] == sorted([mediator, head], key=lambda u: u.pk)
     for digest in digests:
         assert len(digest.data["reminder_ids"]) == 6
-        assert digest.body.count("· ") == 6
+        # Each clock once (its latest reminder), however many of its reminders fell due.
+        assert len(digest.data["clock_ids"]) == 3
+        assert digest.body.count("· ") == 3
+        assert digest.body.startswith("系统恢复运行，以下期限提醒在停机期间到期")
     assert not Notification.objects.filter(kind="reminder").exists()
     assert Reminder.objects.filter(status="sent", digested=True).count() == 6
     assert sweep(at(4, 9, 12)).notifications_queued == 0
@@ -509,3 +513,18 @@ def test_planner_wired_into_clock_reconciliation(town, now, monkeypatch):
         ("cancelled", "clock_stopped")
     }
     assert sweep(at(3, 12, 9, 1)).reminders_sent == 0
+
+
+def test_a_first_sweep_after_installation_digests_without_claiming_an_outage(town, now):
+    staff(town.village_committee, Role.MEDIATOR)
+    head_of(town.village_committee)
+    case, _clock = mediation_clock(town, now)
+    plan_reminders_for_case(case.pk, now)
+
+    counts = sweep(at(4, 9, 12))  # no sweep ever ran before (a fresh install, demo data)
+
+    assert counts.digests == 2
+    for digest in Notification.objects.filter(kind="digest"):
+        assert digest.body.startswith("以下期限提醒已到发送时间，合并发送：")
+        assert "系统恢复运行" not in digest.body
+        assert digest.body.count("· ") == 1

@@ -9,7 +9,9 @@ from django import template
 from django.utils import timezone
 
 from mediation.accounts.models import Role
-from mediation.web import engine, labels, selectors
+from mediation.cases import labels
+from mediation.cases.selectors import referral_pending_count
+from mediation.web import engine, selectors
 
 register = template.Library()
 
@@ -22,11 +24,15 @@ def nav_counts(context: template.Context) -> dict[str, Any]:
     if user is None or not user.is_authenticated:
         return {}
     return {
-        "referrals": selectors.referral_pending_count(user),
+        "referrals": referral_pending_count(user),
         "unread": engine.unread_count(user),
         "notifications": engine.notifications_ready(),
         "supervisor": user.role in (Role.SUPERVISOR, Role.ADMINISTRATOR)
         and engine.escalation_ready(),
+        # Agency heads get their level-1 督办单 as "我的督办".
+        "my_escalations": user.role not in (Role.SUPERVISOR, Role.ADMINISTRATOR)
+        and engine.escalation_ready()
+        and engine.heads_an_agency(user),
         "stats": user.role in (Role.SUPERVISOR, Role.ADMINISTRATOR) or user.is_superuser,
     }
 

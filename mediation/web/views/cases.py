@@ -9,8 +9,6 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Case as When_
-from django.db.models import IntegerField, Q, Value, When
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -18,24 +16,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from mediation.accounts.models import Role, User
-from mediation.agencies.models import Agency, AgencyKind
-from mediation.cases import services
-from mediation.cases.access import cases_visible_to, identity_hidden_from
+from mediation.cases import selectors as case_selectors
+from mediation.cases import services, workflow
 from mediation.cases.clocks import MANUALLY_PAUSABLE
-from mediation.cases.models import (
-    TERMINAL_STATES,
-    Agreement,
-    AgreementForm,
-    Case,
-    CaseKind,
-    CaseParty,
-    CasePartyRole,
-)
-from mediation.cases.permissions import INTAKE, in_scope
-from mediation.cases.steps import STEPS, StepForm
+from mediation.cases.labels import CLOCK_KIND_LABELS, rule_basis, rule_label, transition_label
+from mediation.cases.models import TERMINAL_STATES, Case, CaseKind, CaseParty
+from mediation.cases.steps import ReferToMediationForm, StepForm
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mediation.escalation import selectors as esc_selectors
 from mediation.parties.services import REVEAL_PERMISSION, party_reveal_id_number
-from mediation.web import documents, engine, labels, selectors
+from mediation.web import documents, engine, selectors
 from mediation.web.forms import DATE_INPUT, RevealForm
 from mediation.web.views.common import (
     RequestClock,
@@ -45,7 +35,6 @@ from mediation.web.views.common import (
 )
 
 SCOPES = ("mine", "agency")
-REFERABLE = ("handling", "extended")
 
 
 @login_required
@@ -64,7 +53,7 @@ def case_list(request: HttpRequest, scope: str) -> HttpResponse:
     kind = request.GET.get("kind", "")
     include_closed = request.GET.get("closed") == "1"
     q = request.GET.get("q", "")[:100]
-    qs = selectors.case_list_for(
+    qs = case_selectors.case_list_for(
         request.user, scope=scope, kind=kind, include_closed=include_closed, q=q
     )
     page = paginate(request, qs)
@@ -82,8 +71,9 @@ def case_list(request: HttpRequest, scope: str) -> HttpResponse:
             "q": q,
             "querystring": query_without_page(request),
             "kinds": CaseKind.choices,
-            "can_register": request.user.role in INTAKE and request.user.agency_id is not None,
-            "rule_label": labels.rule_label,
+            "can_register": request.user.role in workflow.INTAKE
+            and request.user.agency_id is not None,
+            "rule_label": rule_label,
         },
     )
 
@@ -100,82 +90,52 @@ class Action:
     is_open: bool = False
 
 
-def _prepare_step_form(form: StepForm, case: Case, user: User) -> StepForm:
-    """Dates as date pickers; choice lists narrowed to what the user may pick."""
-    for name, field in form.fields.items():
+def _prepare_step_form(form: StepForm) -> StepForm:
+    """Date pickers and compact text areas (the form narrows its own choices)."""
+    for field in form.fields.values():
         if isinstance(field, forms.DateField):
             field.widget = DATE_INPUT
         elif isinstance(field.widget, forms.Textarea):
             field.widget.attrs.setdefault("rows", 3)
-        if name == "assignee":
-            field.queryset = User.objects.filter(is_active=True, agency_id=user.agency_id)
-        elif name == "approver":
-            holder = case.holder_agency
-            field.queryset = User.objects.filter(
-                Q(agency_id=holder.pk, role=Role.SUPERVISOR) | Q(pk=holder.head_id),
-                is_active=True,
-            )
-        elif name in ("to_agency", "court") and hasattr(field, "queryset"):
-            field.queryset = field.queryset.exclude(pk=case.holder_agency_id)
     return form
 
 
 def step_form(
     case: Case, user: User, transition: str, rc: RequestClock, data: Any = None
 ) -> StepForm:
-    step = STEPS[(case.kind, transition)]
-    form = step.form_class(
+    act = workflow.action(case.kind, transition)
+    assert act is not None
+    form = act.step.form_class(
         data=data, case=case, actor=user, today=rc.today, auto_id=f"id_{transition}_%s"
     )
-    return _prepare_step_form(form, case, user)
+    return _prepare_step_form(form)
 
 
 def _actions(
-    case: Case, user: User, rc: RequestClock, bound: tuple[str, StepForm] | None
+    detail: case_selectors.CaseDetail,
+    user: User,
+    rc: RequestClock,
+    bound: tuple[str, StepForm] | None,
 ) -> list[Action]:
+    case = detail.case
     terminal = TERMINAL_STATES.get(case.kind, frozenset())
+    targets = {t.name: t.target for t in case.get_all_state_transitions()}
     out = []
-    for t in case.get_available_user_state_transitions(user):
-        if (case.kind, t.name) not in STEPS:
-            continue
-        if bound is not None and bound[0] == t.name:
+    for act in detail.actions:
+        if bound is not None and bound[0] == act.name:
             form, is_open = bound[1], True
         else:
-            form, is_open = step_form(case, user, t.name, rc), False
+            form, is_open = step_form(case, user, act.name, rc), False
         out.append(
             Action(
-                name=t.name,
-                label=str(t.custom.get("label", t.name)),
+                name=act.name,
+                label=transition_label(case.kind, act.name),
                 form=form,
-                closes=t.target in terminal,
+                closes=act.transition and targets.get(act.name) in terminal,
                 is_open=is_open,
             )
         )
     return out
-
-
-def _parties(case: Case) -> list[CaseParty]:
-    order = When_(
-        *[
-            When(role=role, then=Value(i))
-            for i, role in enumerate(
-                [
-                    CasePartyRole.APPLICANT,
-                    CasePartyRole.PETITIONER,
-                    CasePartyRole.REPRESENTATIVE,
-                    CasePartyRole.RESPONDENT,
-                ]
-            )
-        ],
-        default=Value(9),
-        output_field=IntegerField(),
-    )
-    return list(
-        CaseParty.objects.filter(case=case)
-        .select_related("party")
-        .annotate(role_order=order)
-        .order_by("role_order", "pk")
-    )
 
 
 def case_page_context(
@@ -188,7 +148,8 @@ def case_page_context(
     reveal_form: tuple[int, RevealForm] | None = None,
 ) -> dict[str, Any]:
     user = request.user
-    live, stopped = selectors.clocks_for_case(case)
+    detail = case_selectors.case_detail_for(user, case)
+    live, stopped = case_selectors.clocks_for_case(case)
     live_rows = [
         (
             c,
@@ -198,39 +159,58 @@ def case_page_context(
         )
         for c in live
     ]
-    stopped_rows = [(c, selectors.clock_on_time(c)) for c in stopped]
-    hidden = identity_hidden_from(user, case)
-    agreements = list(Agreement.objects.filter(case=case).order_by("recorded_at"))
-    may_service = user.role in INTAKE and in_scope(user, case)
+    stopped_rows = [(c, case_selectors.clock_on_time(c)) for c in stopped]
+    escalations = []
+    if engine.escalation_ready():
+        escalations = [
+            (e, esc_selectors.escalation_may_act(user, e))
+            for e in esc_selectors.escalation_list_for_case(case_id=case.pk)
+        ]
+    actions = _actions(detail, user, rc, bound)
     return {
         "case": case,
-        "parties": _parties(case),
-        "identity_hidden": hidden,
-        "can_reveal": (not hidden) and user.has_perm(REVEAL_PERMISSION),
+        "detail": detail,
+        "access": detail.access,
+        "parties": detail.parties,
+        "identity_hidden": detail.identity_hidden,
+        "can_reveal": (not detail.identity_hidden)
+        and detail.access.may_reveal
+        and user.has_perm(REVEAL_PERMISSION),
         "revealed": revealed or {},
         "reveal_form": reveal_form,
         "live_clocks": live_rows,
-        "stopped_clocks": stopped_rows,
-        "timeline": selectors.case_timeline(case),
-        "actions": _actions(case, user, rc, bound),
-        "agreements": agreements,
-        "printable_agreements": [a for a in agreements if a.form != AgreementForm.ORAL]
-        if case.kind == CaseKind.DISPUTE
-        else [],
-        "acceptance_notice": documents.acceptance_notice_available(case),
-        "escalations": engine.escalations_for_case(case) if engine.escalation_ready() else [],
-        "rule_label": labels.rule_label,
-        "rule_basis": labels.rule_basis,
-        "clock_kind_labels": labels.CLOCK_KIND_LABELS,
-        # 复核听证: pause and resume by hand (信访工作条例 Art 36 ¶2).
-        "pausable": MANUALLY_PAUSABLE if may_service else frozenset(),
-        # 访调对接 (信访工作条例 Art 33): a petition in handling goes to a mediation committee.
-        "refer_committees": (
-            Agency.objects.active()
-            .filter(kind=AgencyKind.MEDIATION_COMMITTEE)
-            .order_by("level", "name")
-            if may_service and case.kind == CaseKind.PETITION and case.state in REFERABLE
+        "stopped_clocks": stopped_rows if detail.access.timeline else [],
+        "timeline": (
+            case_selectors.case_timeline(case, secrets=detail.secrets)
+            if detail.access.timeline
             else None
+        ),
+        "actions": [a for a in actions if a.name != "refer_to_mediation"],
+        # 访调对接 (信访工作条例 Art 33): once, from a petition in handling.
+        "refer_action": next((a for a in actions if a.name == "refer_to_mediation"), None),
+        "next_steps": detail.next_steps,
+        "agreements": detail.agreements,
+        "printable_agreements": case_selectors.printable_agreements(detail),
+        "acceptance_notice": documents.acceptance_notice_available(case) and detail.access.timeline,
+        "escalations": escalations,
+        "spawned": list(
+            case_selectors.cases_visible_to(user)
+            .filter(spawned_from_id=case.pk)
+            .values("pk", "number")
+        ),
+        "spawned_from": (
+            case_selectors.cases_visible_to(user).filter(pk=case.spawned_from_id).first()
+            if case.spawned_from_id
+            else None
+        ),
+        "rule_label": rule_label,
+        "rule_basis": rule_basis,
+        "clock_kind_labels": CLOCK_KIND_LABELS,
+        # 复核听证: pause and resume by hand (信访工作条例 Art 36 ¶2).
+        "pausable": (
+            MANUALLY_PAUSABLE
+            if case.kind == CaseKind.PETITION and workflow.may_act(user, case, "pause_clock")
+            else frozenset()
         ),
         "today": rc.today,
     }
@@ -246,7 +226,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _after_action_redirect(request: HttpRequest, case_id: int) -> HttpResponse:
     """Back to the case if the user still sees it (it may have moved to another agency)."""
-    if cases_visible_to(request.user).filter(pk=case_id).exists():
+    if case_selectors.cases_visible_to(request.user).filter(pk=case_id).exists():
         return redirect("web:case_detail", pk=case_id)
     return redirect("web:cases_agency")
 
@@ -257,7 +237,8 @@ def _after_action_redirect(request: HttpRequest, case_id: int) -> HttpResponse:
 def case_act(request: HttpRequest, pk: int, transition: str) -> HttpResponse:
     rc = RequestClock()
     case = visible_case_or_404(request, pk)
-    if (case.kind, transition) not in STEPS:
+    act = workflow.action(case.kind, transition)
+    if act is None or not act.transition:
         raise Http404
     label = services.transition_label(case, transition)
     try:
@@ -309,7 +290,9 @@ def party_reveal(request: HttpRequest, pk: int, party_pk: int) -> HttpResponse:
     case = visible_case_or_404(request, pk)
     if not CaseParty.objects.filter(case=case, party_id=party_pk).exists():
         raise Http404
-    if identity_hidden_from(request.user, case):
+    if case_selectors.identity_hidden_from(request.user, case):
+        raise Http404
+    if not case_selectors.case_access(request.user, case).may_reveal:
         raise Http404
     form = RevealForm(request.POST)
     if not form.is_valid():
@@ -380,19 +363,29 @@ def refer_to_mediation(request: HttpRequest, pk: int) -> HttpResponse:
     rc = RequestClock()
     case = visible_case_or_404(request, pk)
     try:
-        agency_id = int(request.POST.get("to_agency", ""))
-    except ValueError:
-        messages.error(request, _("请选择接收的人民调解委员会。"))
-        return redirect("web:case_detail", pk=pk)
-    try:
         dispute = services.petition_refer_to_mediation(
-            petition_id=case.pk,
-            actor=request.user,
-            to_agency_id=agency_id,
-            now=rc.now,
-            note=request.POST.get("note", "").strip()[:2000],
+            petition_id=case.pk, actor=request.user, now=rc.now, data=request.POST
         )
-    except (InvalidInput, Conflict, PermissionDenied, NotFound) as exc:
+    except InvalidInput as exc:
+        form = _prepare_step_form(
+            ReferToMediationForm(
+                data=request.POST,
+                case=case,
+                actor=request.user,
+                today=rc.today,
+                auto_id="id_refer_to_mediation_%s",
+            )
+        )
+        form.is_valid()
+        if isinstance(exc.details, dict):
+            for field, errors in exc.details.items():
+                for error in errors:
+                    if error not in form.errors.get(field, []):
+                        form.add_error(field if field in form.fields else None, error)
+        messages.error(request, exc.message)
+        context = case_page_context(request, case, rc, bound=("refer_to_mediation", form))
+        return render(request, "web/cases/detail.html", context)
+    except (Conflict, PermissionDenied, NotFound) as exc:
         messages.error(request, exc.message)
         return redirect("web:case_detail", pk=pk)
     messages.success(request, _("已转人民调解，纠纷案号：%(number)s") % {"number": dispute.number})

@@ -12,8 +12,8 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 from django.utils.functional import cached_property
 
-from mediation.cases.access import case_get_visible
 from mediation.cases.models import Case
+from mediation.cases.selectors import case_get_visible
 from mediation.core import clock
 from mediation.core.errors import NotFound
 from mediation.deadlines.calendar_source import current_calendar

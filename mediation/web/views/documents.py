@@ -1,4 +1,4 @@
-"""Print-ready documents (A4 HTML with print CSS)."""
+"""Print-ready documents (A4 HTML with print CSS), always in Chinese."""
 
 from __future__ import annotations
 
@@ -7,27 +7,36 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from mediation.cases.access import identity_hidden_from
+from mediation.cases import selectors as case_selectors
 from mediation.cases.models import Agreement, AgreementForm, CaseKind
 from mediation.web import documents
+from mediation.web.documents import chinese_document
 from mediation.web.views.common import visible_case_or_404
 
 
 @never_cache
 @login_required
+@chinese_document
 def acceptance_notice(request: HttpRequest, pk: int) -> HttpResponse:
     """受理告知书 (信访工作条例 Arts 23, 34) for a petition that has been accepted."""
     case = visible_case_or_404(request, pk)
     if not documents.acceptance_notice_available(case):
         raise Http404
-    context = documents.acceptance_notice(case, hidden=identity_hidden_from(request.user, case))
+    if not case_selectors.case_access(request.user, case).timeline:
+        raise Http404
+    hidden = case_selectors.identity_hidden_from(request.user, case)
+    context = documents.acceptance_notice(case, hidden=hidden)
     return render(request, "web/docs/acceptance_notice.html", context)
 
 
 @never_cache
 @login_required
+@chinese_document
 def agreement(request: HttpRequest, pk: int, agreement_pk: int) -> HttpResponse:
-    """人民调解协议书 (人民调解法 Art 29) for a written agreement of a dispute."""
+    """人民调解协议书 (人民调解法 Art 29) for a written agreement of a dispute.
+
+    The file's side and the court applied to for 司法确认 may print it; a viewer from whom the
+    parties are hidden (检举控告) gets "（保密）" in their place."""
     case = visible_case_or_404(request, pk)
     if case.kind != CaseKind.DISPUTE:
         raise Http404
@@ -39,4 +48,7 @@ def agreement(request: HttpRequest, pk: int, agreement_pk: int) -> HttpResponse:
     )
     if row is None:
         raise Http404
-    return render(request, "web/docs/agreement.html", documents.agreement_document(case, row))
+    hidden = case_selectors.identity_hidden_from(request.user, case)
+    return render(
+        request, "web/docs/agreement.html", documents.agreement_document(case, row, hidden=hidden)
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -31,8 +33,35 @@ def inbox(request: HttpRequest) -> HttpResponse:
             "page": page,
             "unread_only": unread_only,
             "querystring": query_without_page(request),
+            # 督办单 received here can be signed for (签收) right from the inbox.
+            "escalations": _escalations_of(request.user, page.object_list),
         },
     )
+
+
+def _escalations_of(user: Any, notifications: Any) -> dict[int, Any]:
+    """{notification id: its escalation} for the 督办 notices on the page the user may act on."""
+    from mediation.escalation import selectors as esc_selectors
+    from mediation.escalation.models import Escalation
+
+    wanted = {}
+    for n in notifications:
+        esc_id = (n.data or {}).get("escalation_id")
+        if n.kind == "escalation" and isinstance(esc_id, int):
+            wanted[n.pk] = esc_id
+    if not wanted:
+        return {}
+    found = {
+        e.pk: e
+        for e in Escalation.objects.filter(pk__in=set(wanted.values())).select_related(
+            "case", "case__holder_agency", "agency"
+        )
+    }
+    return {
+        n_id: found[e_id]
+        for n_id, e_id in wanted.items()
+        if e_id in found and esc_selectors.escalation_may_act(user, found[e_id])
+    }
 
 
 @never_cache
@@ -51,10 +80,10 @@ def mark_read(request: HttpRequest) -> HttpResponse:
     if request.POST.get("all") == "1":
         n = notification_mark_all_read(user=request.user, now=rc.now)
     else:
-        ids = [int(v) for v in request.POST.getlist("notification") if v.isdigit()]
+        ids = [int(v) for v in request.POST.getlist("notification") if v.isascii() and v.isdigit()]
         n = notification_mark_read(user=request.user, notification_ids=ids, now=rc.now)
     messages.success(request, _("已标为已读：%(n)d 条。") % {"n": n})
     target = request.POST.get("case")
-    if target and target.isdigit():
+    if target and target.isascii() and target.isdigit():
         return redirect("web:case_detail", pk=int(target))
     return redirect("web:notifications")

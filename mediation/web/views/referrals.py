@@ -7,7 +7,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from mediation.web import labels, selectors
+from mediation.cases.labels import rule_label
+from mediation.cases.selectors import ack_clocks_by_case, referral_inbox_for
+from mediation.web import selectors
 from mediation.web.views.common import RequestClock, paginate
 
 
@@ -15,9 +17,9 @@ from mediation.web.views.common import RequestClock, paginate
 @login_required
 def referral_inbox(request: HttpRequest) -> HttpResponse:
     rc = RequestClock()
-    page = paginate(request, selectors.referral_inbox_for(request.user))
+    page = paginate(request, referral_inbox_for(request.user))
     referrals = list(page.object_list)
-    clocks = selectors.ack_clocks_by_case(r.case_id for r in referrals)
+    clocks = ack_clocks_by_case(r.case_id for r in referrals)
     rows = []
     for r in referrals:
         case_clocks = [
@@ -28,5 +30,5 @@ def referral_inbox(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "web/referrals/inbox.html",
-        {"nav": "referrals", "page": page, "rows": rows, "rule_label": labels.rule_label},
+        {"nav": "referrals", "page": page, "rows": rows, "rule_label": rule_label},
     )

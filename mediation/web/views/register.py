@@ -17,10 +17,10 @@ from django.views.decorators.cache import never_cache
 
 from mediation.cases import services
 from mediation.cases.models import CaseKind
-from mediation.cases.permissions import INTAKE
+from mediation.cases.selectors import DuplicateHit, open_cases_for_party
+from mediation.cases.workflow import INTAKE
 from mediation.core.errors import Conflict, InvalidInput, PermissionDenied
 from mediation.web.forms import BasePartyFormSet, RegisterCaseForm, party_formset_class
-from mediation.web.selectors import DuplicateHit, open_cases_for_party
 from mediation.web.views.common import RequestClock
 
 PARTIES_PREFIX = "parties"

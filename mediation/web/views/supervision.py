@@ -1,9 +1,11 @@
-"""超期督办: the supervisor's escalation queue, its actions and the printable 督办单.
+"""超期督办: the escalation queue (我的督办), its actions and the printable 督办单.
 
-The queue is the engine's `escalation_queue_for(supervisor=...)`, filtered here by level,
-holder agency, category and days overdue; the table part is re-fetched every 15 seconds so new
-escalations appear without a reload. Actions call the engine's services, which lock the case,
-check the actor and write the audit event.
+The queue is `mediation.escalation.selectors.escalation_queue_for(user=...)`, for supervisors
+and for the heads of agencies that receive level-1 督办单, filtered here by level, holder
+agency, category and days overdue; the table part is re-fetched every 15 seconds so new
+escalations appear without a reload. Who may see and act on one escalation is the selectors'
+one rule (`escalation_get_for`, `escalation_may_act`). Actions call the engine's services,
+which lock the case, check the actor again and write the audit event.
 
 Indexes relied on: `escalation_queue_idx` (agency, status) for the queue and its count,
 `escalation_case_idx` (case, status) for a case's escalations.
@@ -31,22 +33,24 @@ from django.views.decorators.http import require_POST
 
 from mediation.accounts.models import Role, User
 from mediation.agencies.models import Agency
-from mediation.cases.access import cases_visible_to
+from mediation.agencies.selectors import SUPERVISING_ROLES, user_scope
+from mediation.cases import workflow
+from mediation.cases.labels import rule_label
 from mediation.cases.models import Category
-from mediation.cases.permissions import scope_agency_ids
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mediation.escalation import selectors as esc_selectors
 from mediation.escalation import services as esc_services
 from mediation.escalation.models import Escalation, EscalationLevel, EscalationStatus
-from mediation.web import labels, selectors
+from mediation.web import documents, selectors
 from mediation.web.views.common import RequestClock, paginate, query_without_page
 
 QUEUE_PAGE_SIZE = 50
 POLL_SECONDS = 15
 
 
-def _require_supervisor(user: User) -> None:
-    if user.role not in (Role.SUPERVISOR, Role.ADMINISTRATOR) or user.agency_id is None:
-        raise HttpForbidden(_("超期督办仅限督办人员和系统管理员使用。"))
+def _require_queue(user: User) -> None:
+    if not esc_selectors.escalation_queue_available(user):
+        raise HttpForbidden(_("超期督办仅限督办人员、机构负责人和系统管理员使用。"))
 
 
 class QueueFilterForm(forms.Form):
@@ -84,13 +88,13 @@ class QueueFilterForm(forms.Form):
         # Any agency of the user's scope is accepted (a bookmarked filter stays valid), but
         # the drop-down offers only the holders of escalations in the queue now, and the
         # chosen one: a county's scope is a thousand agencies, too many to render each time.
-        field.queryset = Agency.objects.filter(pk__in=scope_agency_ids(user))
+        field.queryset = Agency.objects.filter(pk__in=user_scope(user).below)
         chosen = self.data.get("agency") if self.is_bound else None
 
         @functools.cache  # the widget reads its choices more than once
         def offered() -> list[tuple[Any, str]]:
             ids = set(
-                selectors.escalation_queue_for(supervisor=user, include_acknowledged=True)
+                esc_selectors.escalation_queue_for(user=user, include_acknowledged=True)
                 .order_by()
                 .values_list("case__holder_agency_id", flat=True)
                 .distinct()
@@ -110,7 +114,7 @@ def _queue(request: HttpRequest, rc: RequestClock) -> tuple[QueueFilterForm, Any
     form = QueueFilterForm(request.GET or None, user=user)
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
     live = data.get("status") == "live"
-    qs = selectors.escalation_queue_for(supervisor=user, include_acknowledged=live)
+    qs = esc_selectors.escalation_queue_for(user=user, include_acknowledged=live)
     if data.get("level"):
         qs = qs.filter(level=data["level"])
     if data.get("agency") is not None:
@@ -119,9 +123,6 @@ def _queue(request: HttpRequest, rc: RequestClock) -> tuple[QueueFilterForm, Any
         qs = qs.filter(case__category=data["category"])
     if data.get("min_days"):
         qs = qs.filter(clock__due__lte=rc.today - dt.timedelta(days=data["min_days"]))
-    qs = qs.select_related(
-        "case__holder_agency", "case__assignee", "case__category", "acknowledged_by"
-    )
     return form, qs
 
 
@@ -148,7 +149,7 @@ def _queue_context(request: HttpRequest, rc: RequestClock) -> dict[str, Any]:
         "back_url": back_url,
         "rows": rows,
         "querystring": querystring,
-        "rule_label": labels.rule_label,
+        "rule_label": rule_label,
         "now": rc.now,
     }
 
@@ -156,16 +157,16 @@ def _queue_context(request: HttpRequest, rc: RequestClock) -> dict[str, Any]:
 @never_cache
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    _require_supervisor(request.user)
+    _require_queue(request.user)
     rc = RequestClock()
     context = _queue_context(request, rc)
     context.update(
         {
             "nav": "supervision",
             "poll_seconds": POLL_SECONDS,
-            "open_count": selectors.escalation_queue_for(
-                supervisor=request.user, include_acknowledged=False
-            ).count(),
+            "open_count": esc_selectors.escalation_open_count_for(user=request.user),
+            # Agency heads who are not supervisors see their level-1 督办单 only.
+            "heads_only": request.user.role not in SUPERVISING_ROLES,
         }
     )
     return render(request, "web/supervision/dashboard.html", context)
@@ -175,19 +176,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 def queue_partial(request: HttpRequest) -> HttpResponse:
     """The queue table alone, for polling."""
-    _require_supervisor(request.user)
+    _require_queue(request.user)
     rc = RequestClock()
     return render(request, "web/supervision/_queue.html", _queue_context(request, rc))
 
 
-def _escalation_in_queue_or_404(user: User, pk: int) -> Escalation:
-    """Escalations the user may act on; others are reported as not existing (404)."""
-    escalation = (
-        Escalation.objects.filter(pk=pk)
-        .select_related("case", "case__holder_agency", "case__assignee", "clock", "agency")
-        .first()
-    )
-    if escalation is None or not esc_services.may_act_on(user, escalation, escalation.case):
+def _escalation_to_act_on_or_404(user: User, pk: int) -> Escalation:
+    """An escalation the user may act on; others are reported as not existing (404)."""
+    try:
+        escalation = esc_selectors.escalation_get_for(user, pk)
+    except NotFound:
+        raise Http404 from None
+    if not esc_selectors.escalation_may_act(user, escalation):
         raise Http404
     return escalation
 
@@ -243,10 +243,9 @@ def _run_action(request: HttpRequest, escalation: Escalation, action: str, rc: R
 @login_required
 def escalation_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     """GET: the escalation's page with its action forms. POST: run one action."""
-    _require_supervisor(request.user)
     if action not in (*ACTIONS, "handle"):
         raise Http404
-    escalation = _escalation_in_queue_or_404(request.user, pk)
+    escalation = _escalation_to_act_on_or_404(request.user, pk)
     rc = RequestClock()
     if request.method != "POST" or action == "handle":
         return render(
@@ -266,9 +265,13 @@ def escalation_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
 
 def _escalation_context(escalation: Escalation, rc: RequestClock, user: User) -> dict[str, Any]:
     case = escalation.case
-    # Reassign within the case's part of the hierarchy: the agencies below the supervisor.
+    # 改派 within the supervisor's scope, to agencies whose staff can take the case's next step
+    # (the service checks the same rule). Agency heads below supervisor level cannot reassign.
+    may_reassign = user.role in SUPERVISING_ROLES
     agencies = (
-        Agency.objects.active().filter(pk__in=scope_agency_ids(user)).order_by("level", "name")
+        workflow.targets("reassign", case.as_proxy(), user).queryset()
+        if may_reassign
+        else Agency.objects.none()
     )
     members = (
         User.objects.filter(is_active=True, agency_id=case.holder_agency_id)
@@ -288,8 +291,9 @@ def _escalation_context(escalation: Escalation, rc: RequestClock, user: User) ->
             calendar=rc.calendar,
         ),
         "agencies": agencies,
+        "may_reassign": may_reassign,
         "members": members,
-        "rule_label": labels.rule_label,
+        "rule_label": rule_label,
         "live": escalation.status != EscalationStatus.RESOLVED,
     }
 
@@ -299,7 +303,7 @@ def _escalation_context(escalation: Escalation, rc: RequestClock, user: User) ->
 @require_POST
 def bulk_acknowledge(request: HttpRequest) -> HttpResponse:
     """签收 every ticked escalation; each one in its own transaction (one failure stops none)."""
-    _require_supervisor(request.user)
+    _require_queue(request.user)
     rc = RequestClock()
     done, failed = 0, []
     for raw in request.POST.getlist("escalation"):
@@ -326,21 +330,14 @@ def bulk_acknowledge(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @login_required
+@documents.chinese_document
 def supervision_notice(request: HttpRequest, pk: int) -> HttpResponse:
-    """督办单: printable supervision notice built from the Escalation row."""
-    escalation = (
-        Escalation.objects.filter(pk=pk)
-        .select_related("case", "case__holder_agency", "case__assignee", "clock", "agency")
-        .first()
-    )
-    if escalation is None:
-        raise Http404
-    # Whoever may see the case (its holder) or act on the escalation may print it.
-    visible = cases_visible_to(request.user).filter(pk=escalation.case_id).exists()
-    if not visible and not esc_services.may_act_on(request.user, escalation, escalation.case):
-        raise Http404
+    """督办单: printable supervision notice built from the Escalation row, always in Chinese."""
+    try:
+        escalation = esc_selectors.escalation_get_for(request.user, pk)
+    except NotFound:
+        raise Http404 from None
     rc = RequestClock()
     context = _escalation_context(escalation, rc, request.user)
-    data = escalation.data or {}
-    context["days_overdue_at_issue"] = data.get("days_overdue", context["days_overdue"])
+    context.update(documents.supervision_notice(escalation, today=rc.today))
     return render(request, "web/docs/supervision_notice.html", context)

@@ -263,7 +263,12 @@ def test_an_inactive_users_token_is_refused(api, mediator):
         ("county_centre", Role.ADMINISTRATOR, "suspend", {"reason": "鉴定"}),
         # A police officer at the holder agency may not mediate.
         ("committee", Role.POLICE_OFFICER, "suspend", {"reason": "鉴定"}),
-        ("committee", Role.COURT_CLERK, "record_agreement", {"form": "oral", "text": "和解"}),
+        (
+            "committee",
+            Role.COURT_CLERK,
+            "record_agreement",
+            {"form": "oral", "text": "李四于本月底前赔偿张三医疗费三千元，双方不再追究。"},
+        ),
     ],
 )
 def test_a_user_who_sees_the_case_but_lacks_the_role_gets_403(
@@ -562,7 +567,11 @@ def test_an_implausible_step_date_is_400_not_a_server_error(mediator, mediating,
     # overflows the follow-up clock's date arithmetic on the next step (a 500).
     response = client_for(mediator).post(
         f"/api/cases/{mediating.pk}/transitions/record_agreement/",
-        {"form": "oral", "text": "口头协议", "performance_due_on": day},
+        {
+            "form": "oral",
+            "text": "李四于本月底前赔偿张三医疗费三千元，双方不再追究。",
+            "performance_due_on": day,
+        },
         format="json",
     )
 

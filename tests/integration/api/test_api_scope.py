@@ -21,6 +21,7 @@ from tests.factories.cases import (
     id_number,
     party_input,
     petition_in_state,
+    receive_petition,
 )
 from tests.integration.api.conftest import client_for, grant_reveal
 
@@ -165,31 +166,35 @@ def test_a_returned_referral_no_longer_shows_the_case_to_the_receiver(township, 
 
 @pytest.fixture
 def accusation(township, now) -> Case:
-    """An accusation against the police station, forwarded to the police station itself."""
+    """An accusation against the police station, filed at the police station itself, which
+    registers it and passes it on to the township 信访办: the station keeps following it (it
+    handed it over), never learning who made it."""
+    officer = staff(township.police_station, Role.POLICE_OFFICER)
     parties = [
         party_input(7, role=CasePartyRole.PETITIONER, name="赵六"),
         party_input(8, role=CasePartyRole.RESPONDENT, name="某民警"),
     ]
-    case = petition_in_state(
-        "registered",
-        township=township,
+    case = receive_petition(
+        township,
         now=now,
+        actor=officer,
         parties=parties,
         petition_type="accusation",
+        title="检举派出所民警违规办案",
         accused_agency_id=township.police_station.pk,
     )
-    officer = client_for(staff(township.petition_office, Role.PETITION_OFFICER))
-    response = officer.post(
-        f"/api/cases/{case.pk}/transitions/forward/",
-        {"to_agency": township.police_station.pk, "mode": "forward"},
-        format="json",
-    )
-    assert response.status_code == 200, response.json()
+    client = client_for(officer)
+    for name, body in (
+        ("register", {"petition_type": "accusation"}),
+        ("forward", {"to_agency": township.petition_office.pk, "mode": "forward"}),
+    ):
+        response = client.post(f"/api/cases/{case.pk}/transitions/{name}/", body, format="json")
+        assert response.status_code == 200, response.json()
     return Case.objects.get(pk=case.pk)
 
 
 def test_the_accused_agency_sees_the_case_but_not_who_the_petitioner_is(township, accusation):
-    accused = client_for(staff(township.police_station, Role.POLICE_OFFICER))
+    accused = client_for(staff(township.police_station, Role.POLICE_OFFICER, n=1))
 
     response = accused.get(f"/api/cases/{accusation.pk}/")
 
@@ -214,6 +219,48 @@ def test_the_accused_agency_sees_the_case_but_not_who_the_petitioner_is(township
     assert "13800000007" not in text
     events = accused.get(f"/api/cases/{accusation.pk}/events/").json()["results"]
     assert "parties" not in events[0]["data"]
+
+
+def test_the_accused_agency_cannot_act_on_the_accusation(township, accusation):
+    officer = client_for(staff(township.petition_office, Role.PETITION_OFFICER))
+    objection = {"reason": "本事项应由上级机关办理"}
+    back = officer.post(
+        f"/api/cases/{accusation.pk}/transitions/raise_objection/", objection, format="json"
+    )
+    assert (back.status_code, back.json()["state"]) == (200, "registered")  # at the station
+    accused = client_for(staff(township.police_station, Role.POLICE_OFFICER, n=1))
+
+    listed = accused.get(f"/api/cases/{accusation.pk}/transitions/").json()["transitions"]
+    response = accused.post(f"/api/cases/{accusation.pk}/transitions/accept/", {}, format="json")
+
+    # The station may only pass it on again (转送), never accept or decide it itself.
+    assert [t["name"] for t in listed] == ["forward"]
+    assert response.status_code == 403
+    assert "被检举控告机构" in response.json()["message"]
+
+
+def test_an_accusation_cannot_be_forwarded_to_the_accused_agency(township, now):
+    officer = client_for(staff(township.petition_office, Role.PETITION_OFFICER))
+    case = petition_in_state(
+        "registered",
+        township=township,
+        now=now,
+        petition_type="accusation",
+        title="检举派出所民警违规办案",
+        accused_agency_id=township.police_station.pk,
+    )
+
+    response = officer.post(
+        f"/api/cases/{case.pk}/transitions/forward/",
+        {"to_agency": township.police_station.pk, "mode": "forward"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["details"]["to_agency"] == [
+        "检举控告事项不得交由被检举控告机构及其下属机构办理（信访工作条例第三十条）。"
+    ]
+    assert Case.objects.get(pk=case.pk).state == "registered"
 
 
 @pytest.mark.parametrize(

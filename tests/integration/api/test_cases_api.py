@@ -259,6 +259,8 @@ def test_list_query_count_does_not_grow_with_the_number_of_cases(township, now):
     client = client_for(supervisor)
 
     def queries_for_list() -> int:
+        # A fresh user object, as each request has (its agency scope is kept on it).
+        client.force_authenticate(user=type(supervisor).objects.get(pk=supervisor.pk))
         with CaptureQueriesContext(connection) as ctx:
             response = client.get("/api/cases/")
         assert response.status_code == 200
@@ -367,7 +369,7 @@ def test_a_dispute_walks_from_registration_to_closure_through_the_api(township, 
             "record_agreement",
             {
                 "form": "written",
-                "text": "李四于三月底前退让界桩。",
+                "text": "李四于三月底前退让界桩，恢复原有界址，双方不再争执。",
                 "performance_due_on": "2026-03-31",
             },
         ),

@@ -124,8 +124,26 @@ def test_approving_an_extension_moves_the_due_date_and_resolves(escalated, towns
     assert approved.json()["clock"]["due"] == "2026-03-17"
 
 
-def test_reassigning_away_still_answers_the_actor(escalated, township, head):
+def test_reassigning_outside_the_actors_scope_is_refused_with_the_reason(escalated, township, head):
     response = client_for(head).post(
+        f"/api/escalations/{escalated.pk}/reassign/",
+        {"reason": "改由乡镇调委会办理", "to_agency": township.committee.pk},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["details"]["to_agency"] == [
+        f"「{township.committee.name}」不在可选范围内：须为您督办范围内的机构。"
+    ]
+    assert Case.objects.get(pk=escalated.case_id).holder_agency_id == (
+        township.village_committee.pk
+    )
+
+
+def test_a_supervisor_reassigns_within_their_scope_and_gets_the_result(escalated, township):
+    supervisor = staff(township.centre, Role.SUPERVISOR)
+
+    response = client_for(supervisor).post(
         f"/api/escalations/{escalated.pk}/reassign/",
         {"reason": "改由乡镇调委会办理", "to_agency": township.committee.pk},
         format="json",
@@ -133,7 +151,7 @@ def test_reassigning_away_still_answers_the_actor(escalated, township, head):
 
     assert response.status_code == 200
     assert response.json()["case"]["holder_agency"]["id"] == township.committee.pk
-    assert client_for(head).get(f"/api/cases/{escalated.case_id}/").status_code == 404
+    assert response.json()["status"] == "acknowledged"
 
 
 def test_a_supervision_note_reaches_the_assignees_inbox_and_can_be_marked_read(escalated, township):

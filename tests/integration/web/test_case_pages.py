@@ -12,14 +12,16 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from mediation.accounts.models import Role
-from mediation.cases.models import Case, CaseEvent
+from mediation.cases.models import Case, CaseEvent, Category
 from mediation.cases.services import case_transition
+from mediation.notifications.models import Notification
 from mediation.parties.models import IdNumberRevealLog
 from tests.factories.accounts import staff
 from tests.factories.cases import (
     dispute_in_state,
     id_number,
     petition_in_state,
+    receive_petition,
     register_dispute,
 )
 from tests.integration.web.conftest import grant_reveal
@@ -175,18 +177,26 @@ def test_case_page_is_404_out_of_scope(login, township, outsider, now):
 
 
 def test_petitioner_identity_is_hidden_from_the_accused_agency(login, township, now):
-    petition = petition_in_state(
-        "forwarded",
-        township=township,
+    """An accusation against the police station, filed there and passed on to the 信访办."""
+    police = staff(township.police_station, Role.POLICE_OFFICER)
+    petition = receive_petition(
+        township,
         now=now,
+        actor=police,
         petition_type="accusation",
-        accused_agency_id=township.judicial_office.pk,
+        title="检举派出所民警违规办案",
+        accused_agency_id=township.police_station.pk,
     )
-    accused = staff(township.judicial_office, Role.PETITION_OFFICER)
-    supervisor = staff(township.centre, Role.SUPERVISOR)
+    for name, data in (
+        ("register", {"petition_type": "accusation"}),
+        ("forward", {"to_agency": township.petition_office.pk, "mode": "forward"}),
+    ):
+        case_transition(case_id=petition.pk, transition=name, actor=police, now=now, data=data)
+    accused = staff(township.police_station, Role.POLICE_OFFICER, n=1)
+    receiver = staff(township.petition_office, Role.PETITION_OFFICER)
 
     hidden = login(accused).get(reverse("web:case_detail", args=[petition.pk]))
-    shown = login(supervisor).get(reverse("web:case_detail", args=[petition.pk]))
+    shown = login(receiver).get(reverse("web:case_detail", args=[petition.pk]))
 
     assert hidden.status_code == 200
     assert "（保密）" in hidden.content.decode()
@@ -232,7 +242,11 @@ def test_a_stale_page_shows_a_conflict_message_not_an_error(login, township, now
 
     response = login(mediator).post(
         reverse("web:case_act", args=[case.pk, "record_agreement"]),
-        {"expected_version": stale_version, "form": "written", "text": "协议"},
+        {
+            "expected_version": stale_version,
+            "form": "written",
+            "text": "李四于本月底前赔偿张三医疗费三千元，双方不再追究。",
+        },
         follow=True,
     )
 
@@ -265,7 +279,11 @@ def test_an_action_the_user_may_not_take_is_refused_with_a_message(login, townsh
 
     response = login(clerk).post(
         reverse("web:case_act", args=[case.pk, "record_agreement"]),
-        {"expected_version": case.version, "form": "written", "text": "协议"},
+        {
+            "expected_version": case.version,
+            "form": "written",
+            "text": "李四于本月底前赔偿张三医疗费三千元，双方不再追究。",
+        },
         follow=True,
     )
 
@@ -344,21 +362,29 @@ def test_the_mediator_accepts_a_referral_from_the_case_page(login, township, now
     assert response.redirect_chain[-1][0] == reverse("web:case_detail", args=[case.pk])
 
 
-def test_after_the_case_leaves_my_scope_i_land_on_the_agency_list(
-    login, township, now, petition_officer
-):
-    petition = petition_in_state("opinion_issued", township=township, now=now)
-
-    response = login(petition_officer).post(
-        reverse("web:case_act", args=[petition.pk, "request_review"]),
-        {"expected_version": petition.version, "to_agency": township.county_petition_bureau.pk},
+def test_the_sender_keeps_following_what_it_handed_over(login, township, now, petition_officer):
+    """反馈: after 转送 and the receiver's 受理, the sending 信访办 still opens the case (its
+    progress and outcome), takes no step on it, and is told who acts now."""
+    petition = petition_in_state("forwarded", township=township, now=now)
+    receiver = staff(township.judicial_office, Role.PETITION_OFFICER)
+    login(receiver).post(
+        reverse("web:case_act", args=[petition.pk, "accept_forwarded"]),
+        {"expected_version": petition.version},
     )
 
+    page = login(petition_officer).get(reverse("web:case_detail", args=[petition.pk]))
+
     petition.refresh_from_db()
-    assert petition.state == "review_requested"
-    assert petition.holder_agency_id == township.county_petition_bureau.pk
-    assert response.status_code == 302
-    assert response["Location"] == reverse("web:cases_agency")
+    html = page.content.decode()
+    assert (petition.state, petition.holder_agency_id) == ("accepted", township.judicial_office.pk)
+    assert page.status_code == 200
+    assert 'id="action-' not in html
+    assert "下一步由谁办理" in html
+    assert township.judicial_office.name in html
+    assert "贵单位曾承办或移送本案" in html
+    assert Notification.objects.filter(
+        recipient=petition_officer, kind="feedback", case=petition
+    ).exists()
 
 
 # Services beside the transitions ---------------------------------------------------------------
@@ -396,7 +422,12 @@ def test_a_petition_in_handling_is_referred_to_people_s_mediation(
 
     response = login(petition_officer).post(
         reverse("web:refer_mediation", args=[petition.pk]),
-        {"to_agency": township.committee.pk, "note": "双方同意调解"},
+        {
+            "to_agency": township.committee.pk,
+            "title": "王五与村委会征地补偿款分配纠纷",
+            "category": Category.objects.get(code="ZDCQ").pk,
+            "note": "双方同意调解",
+        },
         follow=True,
     )
 

@@ -10,12 +10,12 @@ import pytest
 from django.urls import reverse
 
 from mediation.accounts.models import Role
+from mediation.cases import labels
 from mediation.cases.models import CaseEvent
 from mediation.deadlines import policy
 from mediation.escalation.models import Escalation
 from mediation.escalation.sweeps import sweep_run
 from mediation.notifications.models import Notification
-from mediation.web import labels
 from tests.factories.accounts import staff
 from tests.factories.cases import dispute_in_state, register_dispute
 
@@ -155,9 +155,10 @@ def test_mediators_cannot_open_the_supervision_pages(login, mediator, overdue):
 
     assert client.get(reverse("web:supervision")).status_code == 403
     assert client.get(reverse("web:stats")).status_code == 403
+    # Not theirs to act on (not the head, not a supervisor over it): as if it did not exist.
     assert (
         client.post(reverse("web:escalation_action", args=[escalation.pk, "acknowledge"]))
-    ).status_code == 403
+    ).status_code == 404
 
 
 def test_supervisors_of_another_township_get_404_for_the_escalation(login, overdue):

@@ -30,7 +30,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from mediation.accounts.models import Role, User
-from mediation.agencies.models import Agency, AgencyKind, AgencyLevel
+from mediation.agencies.models import Agency, AgencyKind, AgencyLevel, ReviewingOrgan
 from mediation.cases.models import (
     STATE_LABELS,
     Case,
@@ -135,6 +135,11 @@ AGENCIES: tuple[tuple[str, str, str, str, str | None, str], ...] = (
     ("jgc-v-gj", "郭集村人民调解委员会", K.MEDIATION_COMMITTEE, L.VILLAGE, "jgc-tjwyh", "郭集村"),
 )
 DEMO_AGENCY_CODES = tuple(a[0] for a in AGENCIES)
+# 复查/复核 organs besides the tree parent (agencies.ReviewingOrgan): matters the township
+# 综治中心 handled are reviewed by the district 信访局 (信访工作条例 Art 35, 上一级机关).
+REVIEWING_ORGANS = (
+    ("jgc-pab", "jianan-xfj", "区政府指定：镇综治中心办理的信访事项由区信访局复查"),
+)
 TOWNSHIP_CODE = "jgc-pab"
 
 # username, display name, role, agency code, is the agency's head
@@ -179,7 +184,7 @@ DEMO_LOGINS: tuple[dict[str, str], ...] = tuple(
     for username, display_name, _role, agency_code, _head in USERS
 )
 # Everyone may open the admin for now: view the case files, register cases through the
-# services. Transitions are governed by role and agency (mediation.cases.permissions).
+# services. Transitions are governed by role and agency (mediation.cases.workflow).
 GROUP_PERMISSIONS = (
     ("cases", "view_dispute"),
     ("cases", "add_dispute"),
@@ -201,6 +206,16 @@ GROUP_PERMISSIONS = (
     ("parties", "view_party"),
 )
 REVEAL_ROLES = (Role.SUPERVISOR, Role.JUDICIAL_OFFICER)
+
+# 访调对接: the dispute category a petition's content domain becomes.
+PETITION_TO_DISPUTE_CATEGORY = {
+    "P-LDSB": "LDZY",
+    "P-GTZY": "ZDCQ",
+    "P-NCNY": "SLTD",
+    "P-CXJS": "LL",
+    "P-HJBH": "HJWR",
+    "P-WSJK": "YL",
+}
 
 # People and places ---------------------------------------------------------------------------
 
@@ -1255,8 +1270,9 @@ class DemoBuilder:
             gap = (2, 15) if reason == "satisfied" else (31, 40)
             moves.append(Move(handler, "close", gap, lambda s: {"reason": reason}))
             return moves
-        review = self.agencies["jianan-xfj"].pk
-        moves.append(Move(handler, "request_review", (5, 25), lambda s: {"to_agency": review}))
+        # The district 信访局 receives the 复查 request (the next agency up, or the organ named
+        # for the 综治中心), the district government the 复核 request.
+        moves.append(Move("xinfang2", "request_review", (5, 25)))
         if target == P.REVIEW_REQUESTED:
             return moves
         moves.append(Move("xinfang2", "start_review", (1, 4)))
@@ -1268,7 +1284,7 @@ class DemoBuilder:
         if target == P.CLOSED:
             moves.append(Move("xinfang2", "close", (31, 40), lambda s: {"reason": "window_lapsed"}))
             return moves
-        moves.append(Move("xinfang2", "request_rereview", (5, 25)))
+        moves.append(Move("duban2", "request_rereview", (5, 25)))
         if target == P.REREVIEW_REQUESTED:
             return moves
         moves.append(Move("duban2", "start_rereview", (1, 4)))
@@ -1293,6 +1309,16 @@ class DemoBuilder:
             return out
 
         return Move("xinfang2", "forward", (1, 10), data)
+
+    def spawned_dispute(self, petition: Case) -> dict[str, Any]:
+        """访调对接: the dispute's own title and category, as the 信访 officer names them."""
+        code = PETITION_TO_DISPUTE_CATEGORY.get(
+            petition.category.code if petition.category_id else "", "QT"
+        )
+        category = Category.objects.get(code=code)
+        first = petition.case_parties.select_related("party").order_by("pk").first()
+        name = first.party.name if first else "信访人"
+        return {"title": f"{name}与相关方{category.name}", "category": category.pk}
 
     def child_dispute_moves(self) -> list[Move]:
         depth = self.rng.choice((1, 2, 3, 4, 5, 5))
@@ -1424,12 +1450,16 @@ class DemoBuilder:
             actor = self.users[move.actor]
             today = local_date(at)
             if move.name == "refer":
+                note = (move.data(Step(plan, case, today)) if move.data else {}).get("note", "")
                 child = petition_refer_to_mediation(
                     petition_id=case.pk,
                     actor=actor,
-                    to_agency_id=self.agencies["jgc-tjwyh"].pk,
                     now=at,
-                    note=(move.data(Step(plan, case, today)) if move.data else {}).get("note", ""),
+                    data={
+                        "to_agency": self.agencies["jgc-tjwyh"].pk,
+                        **self.spawned_dispute(case),
+                        "note": note,
+                    },
                 )
                 if plan.child_moves:
                     child_times = self.schedule(plan.child_moves, plan.child_tail, start=at)
@@ -1579,6 +1609,10 @@ class Command(BaseCommand):
             )
             by_code[code] = agency
             created += was_created
+        for agency, reviewer, note in REVIEWING_ORGANS:
+            ReviewingOrgan.objects.get_or_create(
+                agency=by_code[agency], reviewer=by_code[reviewer], defaults={"note": note}
+            )
         return created
 
     def load_users(self, rng: random.Random) -> int:

@@ -1,24 +1,79 @@
-"""User-facing names for codes the domain stores as plain strings.
+"""The one set of labels: states, event kinds, rule codes and the values events record.
 
-The deadline policy is pure Python without gettext, so its rule labels are repeated here as
-translatable strings (a test checks that every rule code has one). Event data keys and the
-choice values that step forms write into `CaseEvent.data` get their labels here too.
+The admin, the web pages, the API and the statistics all name things through this module:
+- states: `state_label(kind, state)` (the machines' TextChoices);
+- events: `event_label(kind, name, from_state)` (`EventKind`, with a transition's own label
+  where the two machines differ, e.g. 延期 / 延期（≤30日）);
+- rule codes: `rule_label(code)`. The deadline policy is pure Python without gettext, so its
+  rule labels are repeated here as translatable strings (a test checks every code has one);
+- the keys and choice values that steps write into `CaseEvent.data`.
 """
 
 from __future__ import annotations
 
+import functools
+
 from django.utils.translation import gettext_lazy as _
 
 from mediation.cases.models import (
+    STATE_LABELS,
     AgreementForm,
+    CaseKind,
+    Dispute,
+    EventKind,
     OpinionResult,
     OpinionStage,
+    Petition,
     PetitionType,
     ReferralKind,
     RiskLevel,
 )
 from mediation.cases.steps import DIVERT_PROCEDURES, NOT_ACCEPT_BASES, TRANSFER_TARGETS
 from mediation.deadlines import policy
+
+
+def state_label(kind: str, state: str) -> str:
+    if not state:
+        return ""
+    return str(STATE_LABELS.get(kind, {}).get(state, state))
+
+
+@functools.cache
+def _transition_labels() -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
+    for kind, model in ((CaseKind.DISPUTE, Dispute), (CaseKind.PETITION, Petition)):
+        for t in model._meta.get_field("state").get_all_transitions(model):
+            out[(str(kind), t.name)] = str(t.custom.get("label", t.name))
+    return out
+
+
+def transition_label(kind: str, name: str) -> str:
+    """The label of a transition of `kind`'s machine (or of the event kind)."""
+    label = _transition_labels().get((str(kind), name))
+    if label is not None:
+        return label
+    return event_kind_label(name)
+
+
+def event_kind_label(name: str) -> str:
+    try:
+        return str(EventKind(name).label)
+    except ValueError:
+        return name
+
+
+def event_label(kind: str, name: str, from_state: str | None = None) -> str:
+    """What an event is called on timelines, in the admin and in the API."""
+    if name == EventKind.REGISTER and from_state == "":
+        # The event that created the case: a dispute is registered, a petition received.
+        return str(_("登记") if kind == CaseKind.DISPUTE else _("收到"))
+    return transition_label(kind, name)
+
+
+def event_kind_choices() -> list[tuple[str, str]]:
+    """(value, label) of every event kind, sorted by label (list filters)."""
+    return sorted(((k.value, str(k.label)) for k in EventKind), key=lambda item: item[1])
+
 
 RULE_LABELS = {
     "petition.route": _("信访事项登记转送交办期限"),
@@ -75,19 +130,6 @@ def rule_basis(code: str) -> str:
     except policy.UnknownRule:
         return ""
 
-
-# Non-transition events written by the services.
-EVENT_LABELS = {
-    "register": _("登记"),
-    "pause_clock": _("暂停期限"),
-    "resume_clock": _("恢复期限"),
-    "refer_to_mediation": _("转人民调解（访调对接）"),
-    "escalation_acknowledge": _("签收督办"),
-    "escalation_reassign": _("督办改派"),
-    "escalation_approve_extension": _("督办批准延期"),
-    "escalation_note": _("下达督办意见"),
-    "escalation_resolve": _("督办办结"),
-}
 
 # Actions recorded in an escalation's 督办单 notes.
 NOTE_ACTIONS = {

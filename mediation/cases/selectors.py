@@ -1,0 +1,629 @@
+"""Case reads: who sees a case, what they see, and the lists, timeline and clocks behind the
+pages, the API, the admin and the exports. The one visibility rule lives here.
+
+A user sees a case when their agency
+- holds it, or (supervisors, administrators) holds it through an agency below theirs;
+- is named by a pending referral of it (to accept or return it), or accepted one;
+- held it before, registered it or referred it on (custody history: the referring police
+  station, court or 信访部门 follows the progress and outcome of what it handed over, 反馈);
+- is the court the parties applied to for 司法确认 (the agreement and the parties);
+- reviews the holder's decision (复查/复核) while the petitioner may ask for that review.
+
+These cover every actor of the workflow table (`mediation.cases.workflow`): whoever may take a
+step can open the case. Everyone else gets 404 (existence does not leak). Superusers (the admin
+site's operators) see everything. Lists must filter through `cases_visible_to`: DRF and the admin
+apply object permissions to single objects only (RELIABILITY.md §5.1).
+
+检举控告 (信访工作条例 Art 30 ¶3, Art 46(5)): the petitioner's identity is hidden from the
+accused agency and every agency under it, on every path (`identity_hidden_from`, `redact`).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, QuerySet, Subquery
+from django.utils.translation import gettext as _
+
+from mediation.accounts.models import User
+from mediation.agencies.models import Agency
+from mediation.agencies.selectors import reviewed_by, user_scope
+from mediation.cases import labels, workflow
+from mediation.cases.models import (
+    Agreement,
+    AgreementForm,
+    Case,
+    CaseEvent,
+    CaseKind,
+    CaseParty,
+    CasePartyRole,
+    Category,
+    Custody,
+    Referral,
+    ReferralStatus,
+)
+from mediation.core.errors import NotFound
+from mediation.deadlines.models import Clock, ClockStatus
+from mediation.parties.selectors import party_find_by_id_number, party_find_by_phone
+
+LIVE_CLOCK = (ClockStatus.RUNNING, ClockStatus.PAUSED)
+LIVE_REFERRAL = (ReferralStatus.PENDING, ReferralStatus.ACCEPTED)
+HIDDEN = "（保密）"
+
+
+@functools.cache
+def review_window_states() -> frozenset[str]:
+    """Petition states from which the reviewing organ records a 复查/复核 request."""
+    return workflow.states_left_by(workflow.Actor.REVIEWER).get(CaseKind.PETITION, frozenset())
+
+
+# Visibility -----------------------------------------------------------------------------------
+
+
+class _AnyOfSubquery(Func):
+    """`<column> = ANY(ARRAY(<subquery>))` (PostgreSQL)."""
+
+    arg_joiner = " = ANY(ARRAY"
+    template = "%(expressions)s)"
+    output_field = BooleanField()
+
+    def __init__(self, column: F, subquery: QuerySet) -> None:
+        super().__init__(column, Subquery(subquery))
+
+
+def _case_ids_in(subquery: QuerySet, outer: str = "case_id") -> Q:
+    """`pk IN (subquery of case ids)`, written so each side is an index scan."""
+    if connection.vendor == "postgresql":
+        # `id = ANY(ARRAY(SELECT case_id …))` is an index condition (the array is computed
+        # once, as an InitPlan), so PostgreSQL ORs index scans. An EXISTS is only a filter,
+        # and an OR with it reads the whole case table (0.5 s at a million cases).
+        return Q(_AnyOfSubquery(F("pk"), subquery.order_by().values(outer)))
+    return Q(Exists(subquery.filter(**{outer: OuterRef("pk")})))
+
+
+def cases_visible_to(user: User, queryset: QuerySet[Case] | None = None) -> QuerySet[Case]:
+    """The cases the user may open (module docstring)."""
+    qs = Case.objects.all() if queryset is None else queryset
+    if user.is_authenticated and user.is_active and user.is_superuser:
+        return qs
+    scope = user_scope(user)
+    if scope.empty:
+        return qs.none()
+    own = scope.agency_id
+    visible = (
+        Q(holder_agency_id__in=scope.below)
+        | Q(confirmation_court_id=own)
+        | _case_ids_in(Referral.objects.filter(to_agency_id=own, status__in=LIVE_REFERRAL))
+        | _case_ids_in(Custody.objects.filter(agency_id=own))
+    )
+    reviewed = reviewed_by(own)
+    if reviewed:
+        visible |= Q(
+            kind=CaseKind.PETITION,
+            holder_agency_id__in=reviewed,
+            state__in=review_window_states(),
+        )
+    return qs.filter(visible)
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a user may see of one case.
+
+    full: the holder's side, the receiver of a pending referral, the reviewing organ;
+    court: the court applied to (the agreement and the parties, not the file's history);
+    feedback: a past holder or referrer (progress and outcome, read-only).
+    """
+
+    full: bool = False
+    court: bool = False
+    feedback: bool = False
+
+    @property
+    def visible(self) -> bool:
+        return self.full or self.court or self.feedback
+
+    @property
+    def timeline(self) -> bool:
+        return self.full or self.feedback
+
+    @property
+    def may_reveal(self) -> bool:
+        """Full ID numbers (logged) for those who need them: the file's side and the court."""
+        return self.full or self.court
+
+
+NO_ACCESS = Access()
+
+
+def case_access(user: User, case: Case) -> Access:
+    if user.is_authenticated and user.is_active and user.is_superuser:
+        return Access(full=True)
+    scope = user_scope(user)
+    if scope.empty:
+        return NO_ACCESS
+    own = scope.agency_id
+    full = (
+        case.holder_agency_id in scope.below
+        or case.pending_referral_target_id() == own
+        or (
+            case.kind == CaseKind.PETITION
+            and case.state in review_window_states()
+            and case.holder_agency_id in reviewed_by(own)
+        )
+    )
+    court = case.confirmation_court_id == own
+    feedback = not full and (
+        Custody.objects.filter(case_id=case.pk, agency_id=own).exists()
+        or Referral.objects.filter(
+            case_id=case.pk, to_agency_id=own, status=ReferralStatus.ACCEPTED
+        ).exists()
+    )
+    return Access(full=full, court=court, feedback=feedback)
+
+
+def case_get_visible(user: User, case_id: int) -> Case:
+    """The case as its kind's proxy, or NotFound if it does not exist or is out of sight."""
+    case = cases_visible_to(user).filter(pk=case_id).select_related("holder_agency").first()
+    if case is None:
+        raise NotFound(_("案件不存在或您无权查看。"))
+    return case.as_proxy()
+
+
+# 检举控告 ----------------------------------------------------------------------------------
+
+
+def identity_hidden_from(user: User, case: Case) -> bool:
+    """检举控告: the petitioner's identity is hidden from the accused agency and those below it.
+
+    Supervisors above the accused agency still see it; the accused agency's own staff see only
+    "（保密）" wherever the case (or a dispute spawned from it) appears.
+    """
+    if not case.involves_accusation or case.accused_agency_id is None:
+        return False
+    if user.is_authenticated and user.is_superuser:
+        return False
+    scope = user_scope(user)
+    if scope.empty:
+        return True
+    return case.accused_agency_id in scope.above
+
+
+def hidden_case_ids(user: User, cases: Iterable[Case]) -> set[int]:
+    return {c.pk for c in cases if identity_hidden_from(user, c)}
+
+
+def protected_texts(case_ids: Iterable[int]) -> dict[int, list[str]]:
+    """{case id: the strings that identify its protected parties}: every party but the
+    respondent (names, phones), for `redact`."""
+    out: dict[int, list[str]] = defaultdict(list)
+    ids = list(case_ids)
+    if not ids:
+        return out
+    rows = (
+        CaseParty.objects.filter(case_id__in=ids)
+        .exclude(role=CasePartyRole.RESPONDENT)
+        .values_list("case_id", "party__name", "party__phone")
+    )
+    for case_id, name, phone in rows:
+        for text in (name, phone):
+            text = (text or "").strip()
+            if len(text) >= 2 and text not in out[case_id]:
+                out[case_id].append(text)
+    for texts in out.values():
+        texts.sort(key=len, reverse=True)  # longest first: 王五一 before 王五
+    return out
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every protected string replaced by （保密）."""
+    if not text or not secrets:
+        return text
+    pattern = "|".join(re.escape(s) for s in secrets)
+    return re.sub(pattern, HIDDEN, text)
+
+
+# The case page ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartyView:
+    """A party as this viewer may see it (masked; "（保密）" when the identity is hidden)."""
+
+    party_id: int | None
+    role: str
+    role_label: str
+    name: str
+    kind: str
+    phone: str
+    address: str
+    id_number_masked: str
+    has_id_number: bool | None
+    is_minor: bool | None
+    identity_hidden: bool
+
+
+_ROLE_ORDER = {
+    CasePartyRole.APPLICANT: 0,
+    CasePartyRole.PETITIONER: 1,
+    CasePartyRole.REPRESENTATIVE: 2,
+    CasePartyRole.RESPONDENT: 3,
+}
+
+
+def case_parties(case: Case, *, hidden: bool) -> list[PartyView]:
+    links = sorted(
+        CaseParty.objects.filter(case=case).select_related("party"),
+        key=lambda cp: (_ROLE_ORDER.get(cp.role, 9), cp.pk),
+    )
+    out = []
+    for cp in links:
+        p = cp.party
+        conceal = hidden and cp.role != CasePartyRole.RESPONDENT
+        out.append(
+            PartyView(
+                party_id=None if conceal else p.pk,
+                role=cp.role,
+                role_label=str(cp.get_role_display()),
+                name=HIDDEN if conceal else p.name,
+                kind=p.kind,
+                phone=HIDDEN if conceal else p.phone,
+                address=HIDDEN if conceal else p.address,
+                id_number_masked=HIDDEN if conceal else p.id_number_masked,
+                has_id_number=None if conceal else p.has_id_number,
+                is_minor=None if conceal else p.is_minor,
+                identity_hidden=conceal,
+            )
+        )
+    return out
+
+
+@dataclass
+class CaseDetail:
+    """Everything the case page (and the API's detail) shows one viewer."""
+
+    case: Case
+    access: Access
+    identity_hidden: bool
+    parties: list[PartyView]
+    agreements: list[Agreement]
+    actions: list[workflow.Action]
+    next_steps: list[workflow.NextStep]
+    title: str
+    description: str
+    outcome_note: str
+    secrets: list[str] = field(default_factory=list)
+
+    @property
+    def may_act(self) -> bool:
+        return bool(self.actions)
+
+
+def case_actions_for(user: User, case: Case) -> list[workflow.Action]:
+    """The steps `user` may take on the case now: transitions of its machine (state,
+    conditions and the workflow table) and the service actions that keep the state."""
+    case = case.as_proxy()
+    out = []
+    for t in case.get_available_user_state_transitions(user):
+        act = workflow.action(case.kind, t.name)
+        if act is not None:
+            out.append(act)
+    refer = workflow.action(case.kind, "refer_to_mediation")
+    if refer is not None and petition_may_refer(case) and workflow.may_act(user, case, refer.name):
+        out.append(refer)
+    return out
+
+
+# 访调对接: from a petition in handling, once (信访工作条例 Art 33).
+REFERABLE_STATES = frozenset({"handling", "extended"})
+
+
+def petition_may_refer(case: Case) -> bool:
+    return (
+        case.kind == CaseKind.PETITION
+        and case.state in REFERABLE_STATES
+        and not Case.objects.filter(spawned_from_id=case.pk).exists()
+    )
+
+
+def case_detail_for(user: User, case: Case) -> CaseDetail:
+    """The case as `user` may see it. `case` must be visible to them (`case_get_visible`)."""
+    case = case.as_proxy()
+    access = case_access(user, case)
+    hidden = identity_hidden_from(user, case)
+    secrets = protected_texts([case.pk]).get(case.pk, []) if hidden else []
+    agreements = list(
+        Agreement.objects.filter(case=case).select_related("recorded_by").order_by("recorded_at")
+    )
+    return CaseDetail(
+        case=case,
+        access=access,
+        identity_hidden=hidden,
+        parties=case_parties(case, hidden=hidden),
+        agreements=agreements,
+        actions=case_actions_for(user, case),
+        next_steps=workflow.next_steps(case),
+        title=redact(case.title, secrets),
+        description=redact(case.description, secrets),
+        outcome_note=redact(case.outcome_note, secrets),
+        secrets=secrets,
+    )
+
+
+def printable_agreements(detail: CaseDetail) -> list[Agreement]:
+    if detail.case.kind != CaseKind.DISPUTE:
+        return []
+    return [a for a in detail.agreements if a.form != AgreementForm.ORAL]
+
+
+# Timeline ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TimelineEntry:
+    event: CaseEvent
+    action: str
+    from_label: str
+    to_label: str
+    note: str
+    details: list[tuple[str, str]]
+    clock_changes: list[tuple[str, str]]
+
+
+def _format_value(
+    key: str,
+    value: Any,
+    *,
+    transition: str,
+    agencies: dict[int, str],
+    users: dict[int, str],
+    categories: dict[int, str],
+    case_numbers: dict[int, str],
+) -> str:
+    if isinstance(value, bool):
+        return _("是") if value else _("否")
+    if key in labels.AGENCY_KEYS:
+        return agencies.get(value, str(value))
+    if key in labels.USER_KEYS:
+        return users.get(value, str(value))
+    if key in labels.CASE_KEYS:
+        return case_numbers.get(value, str(value))
+    if key == "category":
+        return categories.get(value, str(value))
+    if key == "rule":
+        return labels.rule_label(str(value))
+    if key == "parties" and isinstance(value, list):
+        return _("%(n)d 人") % {"n": len(value)}
+    if key == "reason" and transition == "close":
+        return str(labels.CLOSE_REASONS.get(value, value))
+    choices = labels.CHOICE_LABELS.get(key)
+    if choices is not None:
+        return str(choices.get(value, value))
+    return str(value)
+
+
+def case_timeline(case: Case, *, secrets: Sequence[str] = ()) -> list[TimelineEntry]:
+    """Every event of the case, oldest first, with the ids in its data resolved to names and
+    protected strings redacted (`secrets`, for a viewer from whom the identity is hidden).
+
+    Five queries whatever the number of events: events (with actor and agency), then the
+    agencies, users, categories and cases named in the data.
+    """
+    events = list(
+        CaseEvent.objects.filter(case=case)
+        .select_related("actor", "actor_agency")
+        .order_by("version")
+    )
+    agency_ids: set[int] = set()
+    user_ids: set[int] = set()
+    category_ids: set[int] = set()
+    case_ids: set[int] = set()
+    for e in events:
+        for key, value in (e.data or {}).items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                continue
+            if key in labels.AGENCY_KEYS:
+                agency_ids.add(value)
+            elif key in labels.USER_KEYS:
+                user_ids.add(value)
+            elif key == "category":
+                category_ids.add(value)
+            elif key in labels.CASE_KEYS:
+                case_ids.add(value)
+    agencies = dict(Agency.objects.filter(pk__in=agency_ids).values_list("pk", "name"))
+    users = {u.pk: str(u) for u in User.objects.filter(pk__in=user_ids)} if user_ids else {}
+    categories = (
+        dict(Category.objects.filter(pk__in=category_ids).values_list("pk", "name"))
+        if category_ids
+        else {}
+    )
+    case_numbers = (
+        dict(Case.objects.filter(pk__in=case_ids).values_list("pk", "number")) if case_ids else {}
+    )
+    out = []
+    for e in events:
+        data = e.data or {}
+        details = []
+        for key, label in labels.DATA_LABELS.items():
+            if key == "parties" and secrets:
+                continue  # party ids would let the accused match the petitioner across cases
+            if key in data and data[key] not in (None, "", []):
+                text = _format_value(
+                    key,
+                    data[key],
+                    transition=e.transition,
+                    agencies=agencies,
+                    users=users,
+                    categories=categories,
+                    case_numbers=case_numbers,
+                )
+                details.append((str(label), redact(text, secrets)))
+        clock_changes = []
+        for change, codes in (data.get("clocks") or {}).items():
+            for code in codes:
+                clock_changes.append(
+                    (str(labels.CLOCK_CHANGE_LABELS.get(change, change)), labels.rule_label(code))
+                )
+        out.append(
+            TimelineEntry(
+                event=e,
+                action=labels.event_label(case.kind, e.transition, e.from_state),
+                from_label=labels.state_label(case.kind, e.from_state),
+                to_label=labels.state_label(case.kind, e.to_state),
+                note=redact(e.note, secrets),
+                details=details,
+                clock_changes=clock_changes,
+            )
+        )
+    return out
+
+
+def event_data_for(event: CaseEvent, *, hidden: bool) -> dict[str, Any]:
+    """An event's raw data as a viewer may see it (API, admin): without the party ids when the
+    identity is hidden (they would let the accused match the petitioner across cases)."""
+    data = dict(event.data or {})
+    if hidden:
+        data.pop("parties", None)
+    return data
+
+
+# Clocks -----------------------------------------------------------------------------------------
+
+
+def clocks_for_case(case: Case) -> tuple[list[Clock], list[Clock]]:
+    """(live clocks, stopped clocks newest first) of a case, in one query."""
+    live, stopped = [], []
+    for clock in Clock.objects.filter(case=case).order_by("-started_at", "-pk"):
+        (live if clock.status in LIVE_CLOCK else stopped).append(clock)
+    live.sort(key=lambda c: (c.due_at, c.pk))
+    return live, stopped
+
+
+def clock_on_time(clock: Clock) -> bool | None:
+    """For a stopped clock: stopped by the end of its due day (None while it runs)."""
+    if clock.stopped_at is None:
+        return None
+    return clock.stopped_at <= clock.due_at
+
+
+def live_clocks_by_case(case_ids: Iterable[int]) -> dict[int, list[Clock]]:
+    """Running and paused clocks of these cases, in one query."""
+    out: dict[int, list[Clock]] = defaultdict(list)
+    for clock in Clock.objects.filter(case_id__in=list(case_ids), status__in=LIVE_CLOCK).order_by(
+        "due_at", "pk"
+    ):
+        out[clock.case_id].append(clock)
+    return out
+
+
+def ack_clocks_by_case(case_ids: Iterable[int]) -> dict[int, list[Clock]]:
+    """The acknowledgement clocks (受理/签收 of a referral) of these cases, in one query."""
+    out: dict[int, list[Clock]] = defaultdict(list)
+    for clock in Clock.objects.filter(
+        case_id__in=list(case_ids), status__in=LIVE_CLOCK, rule_code__in=labels.ACK_RULES
+    ).order_by("due_at", "pk"):
+        out[clock.case_id].append(clock)
+    return out
+
+
+# Lists ------------------------------------------------------------------------------------------
+
+
+def case_list_for(
+    user: User,
+    *,
+    scope: str,
+    kind: str = "",
+    include_closed: bool = False,
+    q: str = "",
+) -> QuerySet[Case]:
+    """My cases (assignee = me) or every case I may see, most urgent first.
+
+    Ordering by the earliest running duty clock's `due_at` (`Case.next_due_at`, stored by the
+    services; with `case_open_urgency_idx` a list of open cases is an ordered index scan)
+    puts overdue (红牌) first, then due today, due soon (黄牌), the rest, then cases without a
+    running duty clock.
+    """
+    qs = cases_visible_to(user)
+    if scope == "mine":
+        qs = qs.filter(assignee=user)
+    if not include_closed:
+        qs = qs.filter(closed_at__isnull=True)
+    if kind in CaseKind.values:
+        qs = qs.filter(kind=kind)
+    q = q.strip()
+    if q:
+        qs = qs.filter(Q(number__icontains=q) | Q(title__icontains=q))
+    return qs.select_related("holder_agency", "assignee", "category").order_by(
+        F("next_due_at").asc(nulls_last=True), "-registered_at", "-pk"
+    )
+
+
+def referral_inbox_for(user: User) -> QuerySet[Referral]:
+    """Cases referred to the user's agency and waiting for it to accept or return them."""
+    if user.agency_id is None:
+        return Referral.objects.none()
+    return (
+        Referral.objects.filter(to_agency_id=user.agency_id, status=ReferralStatus.PENDING)
+        .select_related("case", "case__holder_agency", "case__category", "from_agency", "sent_by")
+        .order_by("sent_at", "pk")
+    )
+
+
+def referral_pending_count(user: User) -> int:
+    if user.agency_id is None:
+        return 0
+    return Referral.objects.filter(
+        to_agency_id=user.agency_id, status=ReferralStatus.PENDING
+    ).count()
+
+
+# Duplicate parties (the 登记 warning) ------------------------------------------------------------
+
+
+@dataclass
+class DuplicateHit:
+    """Open cases that already involve a party typed into the registration form."""
+
+    index: int  # position in the formset
+    name: str
+    matched_by: list[str]
+    visible: list[Case]
+    hidden_count: int
+
+
+def open_cases_for_party(*, user: User, id_number: str, phone: str) -> tuple[list, int, list]:
+    """(open cases the user may see, number of other open cases, matched-by labels).
+
+    Never an oracle: a case whose petitioner is hidden from the user (检举控告 against their
+    agency or one above it) is neither listed nor counted, so typing a suspect's phone number
+    tells the accused nothing.
+    """
+    matched_by: list[str] = []
+    scope = user_scope(user)
+    protected = Q(involves_accusation=True, accused_agency_id__in=scope.above)
+    cases = Case.objects.none()
+    for label, ids in (
+        (_("身份证号"), party_find_by_id_number(id_number=id_number) if id_number else None),
+        (_("联系电话"), party_find_by_phone(phone=phone) if phone else None),
+    ):
+        if ids is None:
+            continue
+        found = (
+            Case.objects.open().filter(case_parties__party__in=ids.values("pk")).exclude(protected)
+        )
+        if found.exists():
+            matched_by.append(label)
+            cases = cases | found
+    if not matched_by:
+        return [], 0, []
+    all_ids = set(cases.values_list("pk", flat=True))
+    mine = cases_visible_to(user).filter(pk__in=all_ids)
+    visible = list(mine.order_by("-registered_at")[:10])
+    return visible, len(all_ids) - mine.count(), matched_by
