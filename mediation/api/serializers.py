@@ -27,7 +27,13 @@ from mediation.cases.models import (
     PetitionType,
     RiskLevel,
 )
-from mediation.cases.selectors import CaseDetail, PartyView, cases_visible_to, event_data_for
+from mediation.cases.selectors import (
+    CaseDetail,
+    PartyView,
+    cases_visible_to,
+    event_data_for,
+    redact,
+)
 from mediation.cases.services import PartyInput
 from mediation.deadlines.models import Clock, ClockStatus
 from mediation.deadlines.policy import RULES, ClockKind, working_days_between
@@ -457,6 +463,7 @@ class PetitionReceiveSerializer(_RegisterSerializer):
 class EventSerializer(serializers.ModelSerializer):
     actor = UserRefSerializer(read_only=True, allow_null=True)
     actor_agency = AgencyRefSerializer(read_only=True, allow_null=True)
+    note = serializers.SerializerMethodField()
     data = serializers.SerializerMethodField()
 
     class Meta:
@@ -477,6 +484,9 @@ class EventSerializer(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_data(self, event: CaseEvent) -> dict[str, Any]:
         return event_data_for(event, hidden=bool(self.context.get("identity_hidden")))
+
+    def get_note(self, event: CaseEvent) -> str:
+        return redact(event.note, self.context.get("secrets", ()))
 
 
 class ClockPauseSerializer(serializers.Serializer):

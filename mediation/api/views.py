@@ -86,6 +86,7 @@ from mediation.cases.selectors import (
     case_get_visible,
     cases_visible_to,
     identity_hidden_from,
+    protected_texts,
 )
 from mediation.cases.services import (
     case_transition,
@@ -374,7 +375,12 @@ class CaseEventsView(ApiView):
             .order_by("version")
         )
         page = self.paginate_queryset(qs)
-        context = {"request": request, "identity_hidden": identity_hidden_from(request.user, case)}
+        hidden = identity_hidden_from(request.user, case)
+        context = {
+            "request": request,
+            "identity_hidden": hidden,
+            "secrets": protected_texts([case.pk]).get(case.pk, []) if hidden else [],
+        }
         return self.get_paginated_response(EventSerializer(page, many=True, context=context).data)
 
 

@@ -41,16 +41,19 @@ def _recipients(agency_id: int, roles: Iterable[str] | None, *, exclude: int | N
     return sorted(ids)
 
 
-def _specs(
+def case_notice_specs(
     *,
     case: Case,
     agency_id: int,
-    users: list[int],
+    users: Iterable[int | None],
     kind: str,
     subject: str,
     body: str,
     key: str,
 ) -> list[NotificationSpec]:
+    """One notification per user about `case` (keys `{key}:user:{id}`), and one group-robot
+    post, to `agency_id`'s robot, with the first of them."""
+    ids = sorted({u for u in users if u})
     return [
         NotificationSpec(
             recipient_id=user_id,
@@ -60,10 +63,9 @@ def _specs(
             body=body,
             key=f"{key}:user:{user_id}",
             data={"agency_id": agency_id, "version": case.version},
-            # One group-robot post per agency and step.
             webhook_agency_id=agency_id if i == 0 else None,
         )
-        for i, user_id in enumerate(users)
+        for i, user_id in enumerate(ids)
     ]
 
 
@@ -98,10 +100,10 @@ def notify_after_step(
         users |= {u for u in also if u and u != actor.pk}
         key = f"case:{case.pk}:v{case.version}:{act.name}:agency:{agency_id}"
         specs.extend(
-            _specs(
+            case_notice_specs(
                 case=case,
                 agency_id=agency_id,
-                users=sorted(users),
+                users=users,
                 kind=kind,
                 subject=subject,
                 body=body,

@@ -20,6 +20,7 @@ from mediation.cases import workflow
 from mediation.cases.audit import record_event
 from mediation.cases.clocks import MEDIATION_RULES, MEDIATION_STATES
 from mediation.cases.models import Case, Custody, EventKind, Extension
+from mediation.cases.notices import case_notice_specs
 from mediation.cases.services import case_sync_next_due
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from mediation.deadlines import services as clock_services
@@ -29,7 +30,7 @@ from mediation.deadlines.reminders import plan_reminders_for_case
 from mediation.escalation.models import Escalation, EscalationStatus
 from mediation.escalation.selectors import escalation_may_act
 from mediation.notifications.models import NotificationKind
-from mediation.notifications.services import NotificationSpec, notifications_create_bulk
+from mediation.notifications.services import notifications_create_bulk
 
 MAX_EXTENSION_DAYS = 365
 _LIVE = (EscalationStatus.OPEN, EscalationStatus.ACKNOWLEDGED)
@@ -355,20 +356,13 @@ def _notify(
     body: str,
     now: dt.datetime,
 ) -> None:
-    users = sorted({u for u in recipients if u})
-    notifications_create_bulk(
-        [
-            NotificationSpec(
-                recipient_id=user_id,
-                kind=kind,
-                case_id=case.pk,
-                subject=subject,
-                body=body,
-                key=f"{key}:user:{user_id}",
-                data={"webhook_agency_id": case.holder_agency_id if i == 0 else None},
-                webhook_agency_id=case.holder_agency_id if i == 0 else None,
-            )
-            for i, user_id in enumerate(users)
-        ],
-        now=now,
+    specs = case_notice_specs(
+        case=case,
+        agency_id=case.holder_agency_id,
+        users=recipients,
+        kind=kind,
+        subject=subject,
+        body=body,
+        key=key,
     )
+    notifications_create_bulk(specs, now=now)

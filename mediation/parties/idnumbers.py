@@ -29,6 +29,11 @@ _EARLIEST_BIRTH = dt.date(1900, 1, 1)
 _RE_18 = re.compile(r"[0-9]{17}[0-9X]")
 _RE_15 = re.compile(r"[0-9]{15}")
 _RE_PHONE = re.compile(r"\+?[0-9]{3,20}")
+# 手机号码: 11 digits, 1[3-9]xxxxxxxxx.
+_RE_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+# 固定电话 with its area code: 010 and 02x take 8-digit numbers, the 4-digit codes
+# (0371, 0374 …) 7 or 8 digits.
+_RE_LANDLINE = re.compile(r"0(?:10|2[0-9])[0-9]{8}|0[3-9][0-9]{2}[0-9]{7,8}")
 
 
 class InvalidIdNumber(ValueError):
@@ -136,9 +141,10 @@ def mask_id_number(number: str) -> str:
 
 
 def normalise_phone(text: str) -> str:
-    """Digits only (a leading + kept); drops spaces, hyphens and the +86 / 0086 country code.
+    """Digits only; drops spaces, hyphens and the +86 / 0086 country code.
 
-    Raises ``ValueError`` if anything else is left.
+    Only a mainland mobile number (11 digits) or a landline with its area code is accepted;
+    raises ``ValueError`` (with the reason, in Chinese) for anything else.
     """
     phone = re.sub(r"[\s\-()]", "", unicodedata.normalize("NFKC", text or ""))
     if not phone:
@@ -148,6 +154,8 @@ def normalise_phone(text: str) -> str:
             phone = phone[len(prefix) :]
     if not _RE_PHONE.fullmatch(phone):
         raise ValueError("电话号码只能包含数字")
+    if not (_RE_MOBILE.fullmatch(phone) or _RE_LANDLINE.fullmatch(phone)):
+        raise ValueError("电话号码无效：请填写11位手机号码，或带区号的固定电话（如 0371-62345678）")
     return phone
 
 

@@ -73,7 +73,8 @@ def scope_of(user: User) -> reports.StatsScope:
     """The agencies a user's statistics cover: their own and those below (superusers: all).
 
     Only supervisors and administrators see statistics, and for them this is the same set as
-    `permissions.scope_agency_ids` (read from the agency tree as of the last refresh)."""
+    `agencies.selectors.user_scope(user).below` (read from the agency tree as of the last
+    refresh)."""
     if user.is_superuser:
         return reports.StatsScope(root_id=None)
     return reports.StatsScope(root_id=user.agency_id or 0)  # 0: no agency, no rows

@@ -379,3 +379,83 @@ def test_case_parties_show_masked_id_numbers_only(client, demo_people):
     assert "110***********002X" in page
     assert ID_NUMBER not in page
     assert "138****5678" in page
+
+
+# One access rule in the admin too ------------------------------------------------------------
+
+
+def test_a_village_mediator_sees_in_the_admin_only_the_data_of_its_own_cases(client, demo_people):
+    """The demo group's view permissions open every admin list; each list is scoped."""
+    village = demo_people["tiaojie2"]  # 秋湖村调委会
+    own = _register(village, title="秋湖村张某与李某界址纠纷")
+    other = _register(demo_people["duban1"], title="镇综治中心受理的另一起纠纷")
+    other_party = other.case_parties.first().party
+    other_party.name = "外村当事人"
+    other_party.save(update_fields=["name"])
+    client.force_login(village)
+
+    pages = {
+        name: client.get(reverse(f"admin:{name}_changelist")).content.decode()
+        for name in (
+            "parties_party",
+            "cases_dispute",
+            "cases_caseevent",
+            "deadlines_clock",
+            "agencies_agency",
+        )
+    }
+
+    assert "外村当事人" not in pages["parties_party"]
+    assert own.case_parties.first().party.name in pages["parties_party"]
+    assert own.number in pages["cases_dispute"]
+    assert other.number not in pages["cases_dispute"]
+    assert other.number not in pages["cases_caseevent"]
+    assert other.number not in pages["deadlines_clock"]
+    assert "秋湖村人民调解委员会" in pages["agencies_agency"]
+    assert "南石庄村人民调解委员会" not in pages["agencies_agency"]  # a sibling village
+    party_page = client.get(reverse("admin:parties_party_change", args=[other_party.pk]))
+    assert party_page.status_code == 302  # "does not exist", back to the list
+
+
+def test_a_group_robot_webhook_url_is_never_shown_back(client):
+    admin_user = User.objects.create_superuser("root-admin", password="x")
+    agency = Agency.objects.create(
+        code="wh",
+        name="有机器人的调委会",
+        kind="mediation_committee",
+        level="township",
+        case_number_prefix="机器人",
+        webhook_url="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRET-KEY-123",
+    )
+    client.force_login(admin_user)
+    url = reverse("admin:agencies_agency_change", args=[agency.pk])
+    form = {
+        "name": agency.name,
+        "code": agency.code,
+        "kind": agency.kind,
+        "level": agency.level,
+        "is_active": "on",
+        "case_number_prefix": agency.case_number_prefix,
+        "reviewing_organs-TOTAL_FORMS": 0,
+        "reviewing_organs-INITIAL_FORMS": 0,
+    }
+
+    page = client.get(url).content.decode()
+    listing = client.get(reverse("admin:agencies_agency_changelist")).content.decode()
+    kept = client.post(url, {**form, "webhook_url": ""})
+    agency.refresh_from_db()
+    after_blank = agency.webhook_url
+    client.post(
+        url, {**form, "webhook_url": "https://oapi.dingtalk.com/robot/send?access_token=NEW"}
+    )
+    agency.refresh_from_db()
+    after_new = agency.webhook_url
+    client.post(url, {**form, "webhook_url": "", "clear_webhook": "on"})
+    agency.refresh_from_db()
+
+    assert "SECRET-KEY-123" not in page
+    assert "SECRET-KEY-123" not in listing
+    assert kept.status_code == 302
+    assert after_blank.endswith("key=SECRET-KEY-123")  # blank keeps what was set
+    assert after_new.endswith("access_token=NEW")
+    assert agency.webhook_url == ""

@@ -204,3 +204,37 @@ def test_normalise_phone():
     assert normalise_phone("") == ""
     with pytest.raises(ValueError, match=r"^电话号码只能包含数字$"):
         normalise_phone("138abc")
+
+
+@pytest.mark.parametrize(
+    ("text", "normalised"),
+    [
+        ("13912345678", "13912345678"),
+        ("199 1234 5678", "19912345678"),
+        ("010-62345678", "01062345678"),
+        ("021 5555 1234", "02155551234"),
+        ("0374-1234567", "03741234567"),
+        ("0371-62345678", "037162345678"),
+        ("+86 186 1234 5678", "18612345678"),
+    ],
+)
+def test_mainland_mobile_and_landline_numbers_are_accepted(text, normalised):
+    assert normalise_phone(text) == normalised
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "12345",  # too short for anything
+        "12312345678",  # 11 digits but not a mobile range
+        "23912345678",  # no leading 1
+        "62345678",  # a landline without its area code
+        "010-1234567",  # Beijing numbers have 8 digits
+        "03711234",  # 4-digit area code, 4 digits left
+        "139123456789",  # 12 digits
+        "+1 415 555 2671",  # a foreign number
+    ],
+)
+def test_other_numbers_are_refused_with_the_reason(text):
+    with pytest.raises(ValueError, match=r"^电话号码无效：请填写11位手机号码"):
+        normalise_phone(text)
