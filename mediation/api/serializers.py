@@ -16,6 +16,7 @@ from rest_framework import serializers
 
 from mediation.accounts.models import User
 from mediation.agencies.models import Agency
+from mediation.cases.labels import rule_label
 from mediation.cases.models import (
     Case,
     CaseEvent,
@@ -532,8 +533,7 @@ class ClockSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_rule_label(self, clock: Clock) -> str:
-        rule = RULES.get(clock.rule_code)
-        return rule.label if rule else clock.rule_code
+        return rule_label(clock.rule_code)
 
     def get_remaining_working_days(self, clock: Clock) -> int | None:
         today: dt.date = self.context["today"]
@@ -778,8 +778,7 @@ class EscalationClockSerializer(serializers.Serializer):
     due_at = serializers.DateTimeField()
 
     def get_rule_label(self, clock: Clock) -> str:
-        rule = RULES.get(clock.rule_code)
-        return rule.label if rule else clock.rule_code
+        return rule_label(clock.rule_code)
 
 
 class EscalationSerializer(serializers.Serializer):

@@ -68,9 +68,8 @@ from mediation.api.serializers import (
     describe_step_field,
 )
 from mediation.cases import workflow
-from mediation.cases.labels import transition_label
+from mediation.cases.labels import state_label, transition_label
 from mediation.cases.models import (
-    STATE_LABELS,
     AppliesTo,
     Case,
     CaseEvent,
@@ -296,7 +295,6 @@ class CaseTransitionsView(ApiView):
     def get(self, request: Request, pk: int) -> Response:
         case = _visible_case(request, pk)
         _now_at, today = _now()
-        labels = STATE_LABELS.get(case.kind, {})
         targets = {t.name: t.target for t in case.get_all_state_transitions()}
         out = []
         for act in case_actions_for(request.user, case):
@@ -307,7 +305,7 @@ class CaseTransitionsView(ApiView):
                     "name": act.name,
                     "label": transition_label(case.kind, act.name),
                     "target": target,
-                    "target_label": str(labels.get(target, target)),
+                    "target_label": state_label(case.kind, target),
                     "fields": [describe_step_field(n, f, form) for n, f in form.fields.items()],
                 }
             )

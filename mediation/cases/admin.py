@@ -32,7 +32,7 @@ from django_fsm.admin import FSMAdminMixin, FSMTransitionContext
 from mediation.accounts.models import User
 from mediation.agencies.selectors import user_scope
 from mediation.cases import workflow
-from mediation.cases.labels import event_kind_choices, event_label, state_label
+from mediation.cases.labels import event_kind_choices, event_label, rule_label, state_label
 from mediation.cases.models import (
     Agreement,
     AppliesTo,
@@ -71,7 +71,6 @@ from mediation.cases.services import (
 from mediation.cases.steps import StepForm
 from mediation.core import clock as system_clock
 from mediation.core import errors
-from mediation.deadlines import policy
 from mediation.deadlines.admin import case_admin_url
 from mediation.deadlines.models import Clock, ClockStatus
 from mediation.parties import idnumbers
@@ -175,8 +174,7 @@ class ClockInline(ReadOnlyInline):
 
     @admin.display(description=_("期限"))
     def rule_label(self, obj: Clock) -> str:
-        rule = policy.RULES.get(obj.rule_code)
-        return f"{rule.label}（{obj.rule_code}）" if rule else obj.rule_code
+        return f"{rule_label(obj.rule_code)}（{obj.rule_code}）"
 
     @admin.display(description=_("超期"), boolean=True)
     def overdue(self, obj: Clock) -> bool | None:

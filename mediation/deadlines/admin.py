@@ -16,6 +16,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from mediation.cases import labels
 from mediation.cases.selectors import cases_visible_to
 from mediation.core import clock as system_clock
 from mediation.deadlines import policy
@@ -215,8 +216,7 @@ class ClockAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("期限"), ordering="rule_code")
     def rule_label(self, obj: Clock) -> str:
-        rule = policy.RULES.get(obj.rule_code)
-        return rule.label if rule is not None else obj.rule_code
+        return labels.rule_label(obj.rule_code)
 
     @admin.display(description=_("性质"), ordering="kind")
     def kind_label(self, obj: Clock) -> str:

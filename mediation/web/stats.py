@@ -17,7 +17,8 @@ from django.utils.translation import gettext as _
 
 from mediation.accounts.models import User
 from mediation.agencies.models import Agency
-from mediation.cases.models import STATE_LABELS, CaseKind, Category, Channel
+from mediation.cases import labels
+from mediation.cases.models import CaseKind, Category, Channel
 from mediation.core import clock
 from mediation.core.clock import SHANGHAI, end_of_day
 from mediation.reports import selectors as reports
@@ -90,7 +91,7 @@ def snapshot() -> StatsSnapshot:
 
 
 def _state_label(kind: str, state: str) -> str:
-    return str(STATE_LABELS.get(kind, {}).get(state, state))
+    return labels.state_label(kind, state)
 
 
 def _kind_label(kind: str) -> str:
