@@ -62,6 +62,9 @@ def _latest_opinion_served(case: Case, stage: str) -> dt.date | None:
 
 
 def _pending_referral(case: Case) -> tuple[str | None, int | None]:
+    known = getattr(case, "known_pending_referral", None)  # set by the service that opened it
+    if known is not None:
+        return known
     row = (
         case.referrals.filter(status=ReferralStatus.PENDING)
         .values_list("kind", "to_agency_id")

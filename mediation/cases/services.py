@@ -307,6 +307,17 @@ def _lock(case_id: int) -> Case:
     return case.as_proxy()
 
 
+def _attach_agencies(case: Case, actor: User) -> None:
+    """The holder, the registering agency and the actor's agency, in one query (the lock
+    itself joins nothing, see `_lock`)."""
+    wanted = {case.holder_agency_id, case.registering_agency_id, actor.agency_id} - {None}
+    known = Agency.objects.in_bulk(wanted)
+    case.holder_agency = known[case.holder_agency_id]
+    case.registering_agency = known[case.registering_agency_id]
+    if actor.agency_id in known:
+        actor.agency = known[actor.agency_id]
+
+
 def transition_names(kind: str) -> list[str]:
     return workflow.transition_names(kind)
 
@@ -356,6 +367,7 @@ def case_transition(
                 raise PermissionDenied(
                     _("您无权对本案执行「%(action)s」。") % {"action": label} + (refused or "")
                 )
+            _attach_agencies(case, actor)
             today = local_date(now)
             form = act.step.form_class(data=data or {}, case=case, actor=actor, today=today)
             if not form.is_valid():
@@ -390,6 +402,9 @@ def case_transition(
             if case.holder_agency_id != from_holder:
                 case.holder_agency = Agency.objects.get(pk=case.holder_agency_id)
                 _move_custody(case, now=now)
+            if ctx.opened is not None:
+                # The referral just opened is the pending one (the clocks ask for it).
+                case.known_pending_referral = (ctx.opened.kind, ctx.opened.to_agency_id)
             clocks = _reconcile_clocks(case, now=now)
             record_event(
                 case=case,
@@ -426,11 +441,14 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
     live = {c.rule_code: c for c in clock_services.clocks_live_for(case_id=case.pk)}
     changes: dict[str, list[str]] = {"started": [], "stopped": [], "recomputed": []}
     kept: list[Clock] = []  # the live clocks after reconciling
+    touched: set[int] = set()  # clocks whose planned reminders may have gone stale
+    fresh: set[int] = set()  # clocks started here (no reminders yet)
     for code, clock in live.items():
         spec = wanted.get(code)
         if spec is None or (spec.start_date, spec.agency_id) != (clock.start_date, clock.agency_id):
             clock_services.clock_stop(clock=clock, now=now, reason=f"left:{case.state}")
             changes["stopped"].append(code)
+            touched.add(clock.pk)
     for code, spec in wanted.items():
         clock = live.get(code)
         if clock is None or clock.status == ClockStatus.STOPPED:
@@ -445,6 +463,7 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
                 agency_id=spec.agency_id,
             )
             changes["started"].append(code)
+            fresh.add(clock.pk)
             if spec.pause_mode == "pause":
                 clock_services.clock_pause(
                     clock=clock, on=today, reason=case.state, now=now, calendar=calendar
@@ -457,9 +476,11 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
                 clock=clock, on=today, reason=case.state, now=now, calendar=calendar
             )
             changes["recomputed"].append(code)
+            touched.add(clock.pk)
         elif spec.pause_mode == "run" and clock.status == ClockStatus.PAUSED:
             clock_services.clock_resume(clock=clock, on=today, now=now, calendar=calendar)
             changes["recomputed"].append(code)
+            touched.add(clock.pk)
         # Only ever add days here: a supervisor's approved extension (escalation services)
         # lives on the clock and must survive transitions that keep the clock running.
         if spec.extra_days > clock.extra_days:
@@ -467,7 +488,15 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
                 clock=clock, now=now, calendar=calendar, extra_days=spec.extra_days
             )
             changes["recomputed"].append(code)
-    plan_reminders_for_case(case.pk, now, calendar=calendar, live_clocks=kept)
+            touched.add(clock.pk)
+    plan_reminders_for_case(
+        case.pk,
+        now,
+        calendar=calendar,
+        live_clocks=kept,
+        changed_clock_ids=touched,
+        new_clock_ids=fresh,
+    )
     case_sync_next_due(case, live_clocks=kept)
     return {k: v for k, v in changes.items() if v}
 

@@ -98,6 +98,7 @@ class StepForm(forms.Form):
         assert isinstance(field, TargetField)
         field.queryset = found.queryset()
         field.problem = found.problem
+        field.known = found.rows
         return found
 
 
@@ -110,6 +111,7 @@ class TargetField(forms.ModelChoiceField):
         kwargs.setdefault("queryset", Agency.objects.none())
         super().__init__(*args, **kwargs)
         self.problem: Any = None
+        self.known: dict[int, Agency] = {}  # the valid targets, already read
 
     def to_python(self, value: Any) -> Agency | None:
         if value in self.empty_values:
@@ -120,7 +122,7 @@ class TargetField(forms.ModelChoiceField):
             text = str(value).strip()
             if not (text.isascii() and text.isdigit()) or len(text) > 18:
                 raise forms.ValidationError(_("请选择有效的机构。"), code="invalid_choice")
-            agency = Agency.objects.filter(pk=int(text)).first()
+            agency = self.known.get(int(text)) or Agency.objects.filter(pk=int(text)).first()
             if agency is None:
                 raise forms.ValidationError(_("所选机构不存在。"), code="invalid_choice")
         if self.problem is not None:

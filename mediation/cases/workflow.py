@@ -492,6 +492,7 @@ class Targets:
     reach: frozenset[int]
     staff_roles: frozenset[str]
     accused: frozenset[int]
+    rows: dict[int, Agency]  # the allowed agencies, already read
 
     def queryset(self) -> QuerySet[Agency]:
         return Agency.objects.filter(pk__in=self.allowed).order_by("level", "name")
@@ -540,11 +541,13 @@ def targets(step: str, case: Case, actor: User) -> Targets:
     )
     if rule.kinds is not None:
         qs = qs.filter(kind__in=rule.kinds)
-    ids = set(qs.values_list("pk", flat=True))
+    rows = {a.pk: a for a in qs}
     if not rule.holder_ok or actor.agency_id == case.holder_agency_id:
-        ids.discard(case.holder_agency_id)
+        rows.pop(case.holder_agency_id, None)
     accused = accused_ids(case)
-    allowed = ids - accused
+    for pk in accused:
+        rows.pop(pk, None)
+    allowed = set(rows)
     return Targets(
         rule=rule,
         case=case,
@@ -553,4 +556,5 @@ def targets(step: str, case: Case, actor: User) -> Targets:
         reach=frozenset(reach),
         staff_roles=roles,
         accused=accused,
+        rows=rows,
     )

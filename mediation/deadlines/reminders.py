@@ -97,7 +97,7 @@ SET status = %s, cancelled_at = %s, cancel_reason = (
     END
     FROM deadlines_clock c WHERE c.id = deadlines_reminder.clock_id)
 WHERE status = %s
-  AND clock_id IN (SELECT id FROM deadlines_clock WHERE case_id = %s)
+  AND clock_id = ANY(__CLOCK_IDS__)
   AND EXISTS (
     SELECT 1 FROM deadlines_clock c
     WHERE c.id = deadlines_reminder.clock_id
@@ -106,28 +106,55 @@ WHERE status = %s
 """
 
 
-def _cancel_stale(case_id: int, now: dt.datetime) -> int:
+# The reminders are found through their clocks' ids (the leading column of
+# `reminder_one_per_offset`), never through `IN (SELECT …)`: with that form, when the
+# statistics say few reminders are planned (right after a sweep sent or cancelled many),
+# PostgreSQL walks `reminder_planned_send_idx` over every planned reminder in the system, a
+# cost that grows with the system (42 ms instead of 0.2 ms, tests/integration/test_plans.py).
+_CASE_CLOCKS = "ARRAY(SELECT id FROM deadlines_clock WHERE case_id = %s)"
+_CANCEL_STALE_FOR_CASE_SQL = _CANCEL_STALE_SQL.replace("__CLOCK_IDS__", _CASE_CLOCKS)
+_CANCEL_STALE_FOR_CLOCKS_SQL = _CANCEL_STALE_SQL.replace("__CLOCK_IDS__", "%s")
+
+
+def _cancel_stale(case_id: int, now: dt.datetime, clock_ids: Iterable[int] | None = None) -> int:
+    """Cancel the stale planned reminders of the case's clocks (or only of `clock_ids`)."""
     stopped, paused = ClockStatus.STOPPED.value, ClockStatus.PAUSED.value
+    ids = None if clock_ids is None else sorted(set(clock_ids))
+    if ids == []:
+        return 0
     params = [
         ReminderStatus.CANCELLED.value,
         connection.ops.adapt_datetimefield_value(now),
         stopped,
         paused,
         ReminderStatus.PLANNED.value,
-        case_id,
+        case_id if ids is None else ids,
         stopped,
         paused,
         policy.ClockKind.DUTY.value,
     ]
+    if ids is not None and connection.vendor != "postgresql":
+        # SQLite has no arrays: the same statement with an IN list.
+        sql = _CANCEL_STALE_SQL.replace(
+            "= ANY(__CLOCK_IDS__)", "IN (" + ", ".join(["%s"] * len(ids)) + ")"
+        )
+        params = params[:5] + ids + params[6:]
+    elif ids is None and connection.vendor != "postgresql":
+        sql = _CANCEL_STALE_SQL.replace(
+            "= ANY(__CLOCK_IDS__)", "IN (SELECT id FROM deadlines_clock WHERE case_id = %s)"
+        )
+    else:
+        sql = _CANCEL_STALE_FOR_CASE_SQL if ids is None else _CANCEL_STALE_FOR_CLOCKS_SQL
     with connection.cursor() as cursor:
-        cursor.execute(_CANCEL_STALE_SQL, params)
+        cursor.execute(sql, params)
         return cursor.rowcount
 
 
 def plan_reminders_for_clock(
-    clock: Clock, *, now: dt.datetime, calendar: policy.Calendar
+    clock: Clock, *, now: dt.datetime, calendar: policy.Calendar, fresh: bool = False
 ) -> PlanResult:
-    """Create (or revive) the planned reminders of one running duty clock."""
+    """Create (or revive) the planned reminders of one running duty clock. `fresh`: the clock
+    was created in this transaction, so it has no reminders yet (nothing to read)."""
     if clock.status != ClockStatus.RUNNING or clock.kind != policy.ClockKind.DUTY:
         return PlanResult()
     try:
@@ -144,9 +171,14 @@ def plan_reminders_for_clock(
     )
     if not wanted:
         return PlanResult()
-    existing = {
-        r.offset_code: r for r in Reminder.objects.filter(clock=clock, generation=clock.generation)
-    }
+    existing = (
+        {}
+        if fresh
+        else {
+            r.offset_code: r
+            for r in Reminder.objects.filter(clock=clock, generation=clock.generation)
+        }
+    )
     new = [
         Reminder(
             clock=clock,
@@ -183,16 +215,22 @@ def plan_reminders_for_case(
     *,
     calendar: policy.Calendar | None = None,
     live_clocks: Iterable[Clock] | None = None,
+    changed_clock_ids: Iterable[int] | None = None,
+    new_clock_ids: Iterable[int] = (),
 ) -> PlanResult:
     """Re-plan every reminder of a case after its clocks changed. Idempotent.
 
     Call it in the transaction that changed the clocks, after they were reconciled.
     `live_clocks`: every live clock of the case as the caller just saved them (saves reading
-    them again); by default they are read.
+    them again); by default they are read. `changed_clock_ids`: when the caller knows which
+    clocks it stopped, paused or re-dated, only their reminders can have gone stale (none: no
+    cancel statement); by default every clock of the case is looked at. `new_clock_ids`:
+    clocks created in this transaction (their reminders are not read back).
     """
     if calendar is None:
         calendar = current_calendar()
-    cancelled = _cancel_stale(case_id, now)
+    cancelled = _cancel_stale(case_id, now, changed_clock_ids)
+    fresh = set(new_clock_ids)
     planned = reactivated = 0
     if live_clocks is None:
         clocks: Iterable[Clock] = Clock.objects.filter(
@@ -207,7 +245,9 @@ def plan_reminders_for_case(
             and c.kind == policy.ClockKind.DUTY
         ]
     for clock in clocks:
-        result = plan_reminders_for_clock(clock, now=now, calendar=calendar)
+        result = plan_reminders_for_clock(
+            clock, now=now, calendar=calendar, fresh=clock.pk in fresh
+        )
         planned += result.planned
         reactivated += result.reactivated
     return PlanResult(planned=planned, cancelled=cancelled, reactivated=reactivated)

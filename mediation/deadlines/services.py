@@ -81,9 +81,8 @@ def clock_start(
 
 def clock_stop(*, clock: Clock, now: dt.datetime, reason: str) -> Clock:
     today = local_date(now)
-    for pause in clock.pauses.filter(end_date__isnull=True):
-        pause.end_date = today
-        pause.save(update_fields=["end_date"])
+    if clock.status == ClockStatus.PAUSED:  # only a paused clock has an open pause
+        ClockPause.objects.filter(clock_id=clock.pk, end_date__isnull=True).update(end_date=today)
     clock.status = ClockStatus.STOPPED
     clock.stopped_at = now
     clock.stop_reason = reason
