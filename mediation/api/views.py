@@ -322,7 +322,8 @@ class CaseTransitionView(ApiView):
         description=(
             "请求体为该操作的字段（见 GET transitions/ 中的 fields），可另加 expected_version："
             "与当前版本不符时返回 409 stale；当前状态不允许时返回 409 transition_not_allowed；"
-            "有权查看但角色不允许时返回 403。"
+            "有权查看但角色不允许时返回 403。成功时返回案件的列表摘要（状态、版本、承办机构、"
+            "最近到期日）；详情请 GET cases/{id}/。"
         ),
         parameters=[
             CASE_ID,
@@ -331,16 +332,17 @@ class CaseTransitionView(ApiView):
             ),
         ],
         request={"application/json": OpenApiTypes.OBJECT},
-        responses={200: CaseDetailSerializer, **errors(400, 401, 403, 404, 409)},
+        responses={200: CaseListSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, pk: int, name: str) -> Response:
         case = _visible_case(request, pk)
         act = workflow.action(case.kind, name)
         if act is None or not act.transition:
             raise NotFound(_("未知的操作：%(name)s") % {"name": name})
-        now, today = _now()
-        form = act.step.form_class(case=case, actor=request.user, today=today)
-        body = StepInputSerializer(data=request.data, form_fields=form.fields)
+        now, _today = _now()
+        # JSON types only, from the form's declared fields (no form instance: its choices, such
+        # as the valid hand-off targets, are for the service to compute under the lock).
+        body = StepInputSerializer(data=request.data, form_fields=act.step.form_class.base_fields)
         body.is_valid(raise_exception=True)
         updated = case_transition(
             case_id=case.pk,
@@ -350,7 +352,11 @@ class CaseTransitionView(ApiView):
             data=body.form_data(),
             expected_version=body.validated_data.get("expected_version"),
         )
-        return Response(_detail(request, updated.pk, now))
+        # The case as in lists: what changed (state, version, holder, next due), without
+        # re-reading the whole file for the answer.
+        summary = _with_list_relations(Case.objects.filter(pk=updated.pk)).get()
+        context = {"request": request, "now": now}
+        return Response(CaseListSerializer(summary, context=context).data)
 
 
 class CaseEventsView(ApiView):

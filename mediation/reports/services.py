@@ -167,7 +167,9 @@ def stats_refresh(*, now, only_if_missing: bool = False) -> StatsSnapshot:
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
-                cursor.execute("SET LOCAL work_mem = %s", [WORK_MEM])
+                # SET takes no bound parameter (server-side binding would refuse it):
+                # set_config() is the same SET LOCAL as a function call.
+                cursor.execute("SELECT set_config('work_mem', %s, true)", [WORK_MEM])
             if only_if_missing:
                 existing = StatsSnapshot.objects.filter(pk=1).first()
                 if existing is not None:

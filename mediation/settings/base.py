@@ -90,13 +90,30 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"].setdefault("OPTIONS", {})
-    DATABASES["default"]["OPTIONS"].setdefault(
-        "application_name", env.str("DB_APPLICATION_NAME", default="mediation")
-    )
+
+
+def postgres_options(database: dict, *, application_name: str) -> None:
+    """The connection options of a PostgreSQL database (also used by the test settings)."""
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        return
+    options = database.setdefault("OPTIONS", {})
+    options.setdefault("application_name", application_name)
     # JIT planning cost more than it saved on the case-list queries (measured: +1.3 s).
-    DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
+    options.setdefault("options", "-c jit=off")
+    # Server-side prepared statements: psycopg binds parameters server-side and prepares a
+    # statement once a connection has run it DB_PREPARE_THRESHOLD times, so PostgreSQL parses
+    # and plans the hot statements (a transition's dozen) once per connection, not per request
+    # (BENCHMARKS.md: PostgreSQL CPU per transition). Needs a session per connection: keep it
+    # off behind PgBouncer in transaction mode (Debian's 1.18 cannot pool prepared statements;
+    # PgBouncer >= 1.21 with max_prepared_statements can). README "Connection pooling".
+    if env.bool("DB_PREPARED_STATEMENTS", default=False):
+        options["server_side_binding"] = True
+        options["prepare_threshold"] = env.int("DB_PREPARE_THRESHOLD", default=5)
+
+
+postgres_options(
+    DATABASES["default"], application_name=env.str("DB_APPLICATION_NAME", default="mediation")
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

@@ -1,13 +1,13 @@
 """Test settings: real PostgreSQL and Redis (DATABASE_URL / REDIS_URL may point elsewhere)."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, postgres_options
 
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default="postgres://root@127.0.0.1:5432/postgres"),
 }
 DATABASES["default"]["CONN_MAX_AGE"] = 0
-DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = "mediation-tests"
+postgres_options(DATABASES["default"], application_name="mediation-tests")
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_mediation")}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

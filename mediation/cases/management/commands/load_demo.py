@@ -1317,7 +1317,8 @@ class DemoBuilder:
         )
         category = Category.objects.get(code=code)
         first = petition.case_parties.select_related("party").order_by("pk").first()
-        name = first.party.name if first else "信访人"
+        # 检举控告: the title is seen by the accused, so it never names the petitioner.
+        name = first.party.name if first and not petition.involves_accusation else "信访人"
         return {"title": f"{name}与相关方{category.name}", "category": category.pk}
 
     def child_dispute_moves(self) -> list[Move]:
