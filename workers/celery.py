@@ -54,6 +54,8 @@ app.conf.update(
         "visibility_timeout": VISIBILITY_TIMEOUT,
         "socket_timeout": 5,
         "socket_connect_timeout": 5,
+        # Keys and queues of this installation only (scripts/run on a shared Redis).
+        **({"global_keyprefix": settings.CELERY_KEY_PREFIX} if settings.CELERY_KEY_PREFIX else {}),
     },
     task_default_queue="sweeps",
     task_routes={

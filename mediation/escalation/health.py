@@ -45,7 +45,8 @@ def _broker(timeout: float) -> dict[str, Any]:
         client.ping()
         depths = {}
         for queue in QUEUES:
-            depths[queue] = sum(int(client.llen(queue + suffix)) for suffix in _PRIORITY_SUFFIXES)
+            key = settings.CELERY_KEY_PREFIX + queue  # kombu's global_keyprefix, if any
+            depths[queue] = sum(int(client.llen(key + suffix)) for suffix in _PRIORITY_SUFFIXES)
         return {"ok": True, "queues": depths}
     except redis.RedisError as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}

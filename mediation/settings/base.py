@@ -88,6 +88,13 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The demo's SQLite file: its folder (var/, ignored by git) may not exist in a fresh
+    # clone, and SQLite creates the file but not the folder. Here, so that every entry point
+    # (manage.py, celery, gunicorn, django-admin) works, not only scripts/run.
+    _sqlite_name = str(DATABASES["default"].get("NAME") or "")
+    if _sqlite_name and _sqlite_name != ":memory:" and not _sqlite_name.startswith("file:"):
+        Path(_sqlite_name).parent.mkdir(parents=True, exist_ok=True)
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
@@ -147,6 +154,10 @@ ID_HASH_KEY = env.str("ID_HASH_KEY", default="dev-id-hash-key-change-me-in-produ
 # and escalation (RELIABILITY.md §0).
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# Prefix of every Redis key Celery uses (queues, unacked messages, bindings, remote control):
+# kombu's `global_keyprefix`. Empty in production (the stack has its own Redis); scripts/run
+# sets one per checkout when it joins a Redis that others may use too (README "Set-up").
+CELERY_KEY_PREFIX = env.str("CELERY_KEY_PREFIX", default="")
 CELERY_TIMEZONE = "Asia/Shanghai"
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")

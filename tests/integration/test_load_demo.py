@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from collections import defaultdict
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
@@ -150,3 +152,28 @@ def test_the_default_count_is_planned_across_every_state_deterministically():
             < plan.times[-1] + dt.timedelta(seconds=1)
             <= now
         )
+
+
+def test_the_readme_states_what_the_default_load_creates():
+    # README "scripts/run", step 3: the figures of a default `load_demo`.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    stated = re.search(
+        r"(\d+) agencies, (\d+) users of every role, and (\d+)\s+cases: (\d+) registered, "
+        r"(\d+) disputes and (\d+) petitions, plus (\d+) disputes that 访调对接 opened",
+        " ".join(readme.split()),
+    )
+    assert stated, "README no longer states the demo figures in the expected words"
+
+    _load()
+
+    cases = Case.objects.all()
+    spawned = cases.filter(spawned_from__isnull=False)
+    assert [int(n) for n in stated.groups()] == [
+        Agency.objects.count(),
+        User.objects.count(),
+        cases.count(),
+        cases.count() - spawned.count(),
+        cases.filter(kind="dispute", spawned_from__isnull=True).count(),
+        cases.filter(kind="petition").count(),
+        spawned.filter(kind="dispute").count(),
+    ]
