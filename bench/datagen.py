@@ -59,7 +59,7 @@ APP_TABLES = (
     "cases_casenumbersequence",
     "cases_case",
     "cases_channel",
-    "authtoken_token",
+    "knox_authtoken",
     "django_session",
     "accounts_user",
     "agencies_agency",
@@ -187,9 +187,13 @@ def _agencies_and_users(cur: Any, now: dt.datetime) -> dict[str, Any]:
     cur.execute(
         "UPDATE agencies_agency a SET head_id = 10000 + 3 * (a.id - 1000) WHERE a.id >= 1000"
     )
+    # django-rest-knox rows: the token is md5('bench-token-' || id) (bench/transitions.py
+    # sends it); knox stores its SHA-512 digest and its first 15 characters, no expiry.
     cur.execute(
-        "INSERT INTO authtoken_token (key, created, user_id) "
-        "SELECT md5('bench-token-' || id), %s, id FROM accounts_user WHERE username LIKE '%%-head'",
+        "INSERT INTO knox_authtoken (digest, token_key, created, expiry, user_id) "
+        "SELECT encode(sha512(convert_to(md5('bench-token-' || id), 'UTF8')), 'hex'), "
+        "left(md5('bench-token-' || id), 15), %s, NULL, id "
+        "FROM accounts_user WHERE username LIKE '%%-head'",
         [now],
     )
     cur.execute(

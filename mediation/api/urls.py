@@ -26,6 +26,8 @@ urlpatterns = [
         name="redoc",
     ),
     path("auth/token/", views.TokenView.as_view(), name="token"),
+    path("auth/logout/", views.LogoutView.as_view(), name="logout"),
+    path("auth/logout-all/", views.LogoutAllView.as_view(), name="logout-all"),
     path("cases/", views.CaseListView.as_view(), name="case-list"),
     path("cases/disputes/", views.DisputeRegisterView.as_view(), name="dispute-register"),
     path("cases/petitions/", views.PetitionReceiveView.as_view(), name="petition-receive"),

@@ -24,15 +24,13 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import generics, serializers, status
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mediation.agencies.models import Agency
+from mediation.api import auth_views
 from mediation.api.filters import CaseFilterSerializer, apply_case_filters
-from mediation.api.parsers import StrictJSONParser
 from mediation.api.serializers import (
     MAX_ID,
     PLAUSIBLE_YEARS,
@@ -192,10 +190,16 @@ class ApiView(NoStoreMixin, generics.GenericAPIView):
 # Authentication ---------------------------------------------------------------------------
 
 
-class TokenView(NoStoreMixin, ObtainAuthToken):
-    """Exchange a username and password for an API token (login throttling: django-axes)."""
+class TokenView(NoStoreMixin, auth_views.TokenLoginView):
+    """Exchange a username and password for a new API token (login throttling: django-axes)."""
 
-    parser_classes = (StrictJSONParser, FormParser)
+
+class LogoutView(NoStoreMixin, auth_views.TokenLogoutView):
+    """Revoke the token this request was sent with."""
+
+
+class LogoutAllView(NoStoreMixin, auth_views.TokenLogoutAllView):
+    """Revoke every token of the user (logout everywhere)."""
 
 
 # Cases ------------------------------------------------------------------------------------

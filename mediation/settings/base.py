@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -39,7 +40,8 @@ INSTALLED_APPS = [
     "mediation.cases",
     # REST API (mediation/api); an app only for its message catalog (mediation/api/locale).
     "rest_framework",
-    "rest_framework.authtoken",
+    # API tokens: hashed, expiring, revocable (mediation/api/authentication.py).
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "mediation.api",
@@ -279,11 +281,27 @@ REST_FRAMEWORK = {
         "user": env.str("API_THROTTLE_USER", default="1200/minute"),
     },
 }
+# API tokens (django-rest-knox): stored as SHA-512 digests, a new one per login, valid for
+# API_TOKEN_TTL_HOURS (8 h, the session's length); revoked by logout, logout-everywhere,
+# `manage.py revoke_tokens`, a password change or a deactivation (mediation/api/tokens.py).
+API_TOKEN_TTL_HOURS = env.float("API_TOKEN_TTL_HOURS", default=8.0)
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(hours=API_TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+    "USER_SERIALIZER": None,
+}
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "矛盾纠纷与信访事项办理 API",
     "DESCRIPTION": (
         '错误统一为 {"code", "message", "details"}；code 稳定，message 随 Accept-Language'
-        "（默认简体中文，en 为英文）。他机构的案件一律返回 404。"
+        "（默认简体中文，en 为英文）。他机构的案件一律返回 404。\n\n"
+        "**令牌 Token**：`POST /api/auth/token/`，请求体 "
+        '`{"username": "…", "password": "…"}`，返回 `{"token": "…", "expiry": "…"}`；'
+        "之后每个请求带请求头 `Authorization: Token <token>`（在本页点击 Authorize 填入）。"
+        "令牌默认 8 小时后失效；`POST /api/auth/logout/` 注销本令牌，"
+        "`POST /api/auth/logout-all/` 注销本人全部令牌；修改密码或停用账号时全部令牌作废。"
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -32,7 +32,7 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 from schemathesis.checks import not_a_server_error
@@ -172,7 +172,7 @@ def fuzz_world(now) -> tuple[dict[str, str], Pools]:
     cases.append(dispute_in_state("mediating", township=elsewhere, now=earlier))  # not visible
     sweep_run(now=now, trigger="test")
     supervisor = grant_reveal(staff(township.county_centre, Role.SUPERVISOR))
-    token = Token.objects.create(user=supervisor)
+    _instance, token = AuthToken.objects.create(user=supervisor)
     pools = Pools(
         cases=[c.pk for c in cases] + [2**31],
         agencies=list(Agency.objects.values_list("pk", flat=True)),
@@ -183,7 +183,7 @@ def fuzz_world(now) -> tuple[dict[str, str], Pools]:
         escalations=list(Escalation.objects.values_list("pk", flat=True)),
     )
     assert pools.pools["escalations"]
-    return {"Authorization": f"Token {token.key}"}, pools
+    return {"Authorization": f"Token {token}"}, pools
 
 
 @schema.parametrize()
