@@ -71,7 +71,9 @@ class TokenLoginView(APIView):
         auth=[],
     )
     def post(self, request: Request) -> Response:
-        body = LoginSerializer(data=request.data, context={"request": request})
+        # The Django request, not DRF's wrapper: django-axes marks a lockout on the request it
+        # is given, and its middleware looks for the mark on the Django request.
+        body = LoginSerializer(data=request.data, context={"request": request._request})
         body.is_valid(raise_exception=True)
         user = body.validated_data["user"]
         instance, token = get_token_model().objects.create(

@@ -175,12 +175,23 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+# The policy (three limits, a cool-off a flood cannot extend) is mediation/accounts/throttling.py.
+AXES_HANDLER = "mediation.accounts.throttling.LoginThrottleHandler"
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)  # one username from one address
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=20)  # any usernames
+AXES_USERNAME_FAILURE_LIMIT = env.int("AXES_USERNAME_FAILURE_LIMIT", default=30)  # any addresses
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)  # hours
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address", "username"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "mediation.accounts.throttling.attempted_username"
+AXES_LOCKOUT_CALLABLE = "mediation.accounts.throttling.lockout_response"
 AXES_LOCKOUT_TEMPLATE = "web/lockout.html"
+# The client's address behind the TLS proxy: X-Forwarded-For, this many entries from the right
+# (the proxy appends the address it saw); 0 reads only the peer address. Production: 1, the one
+# nginx of docs/DEPLOY.md (mediation/core/client_ip.py).
+TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "mediation.core.client_ip.client_ip"
 
 # Sessions live in the database (revocable), expire after 8 hours and at browser close.
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
