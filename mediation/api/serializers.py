@@ -36,6 +36,7 @@ from mediation.cases.selectors import (
     redact,
 )
 from mediation.cases.services import PartyInput
+from mediation.core.text import validate_visible_text
 from mediation.deadlines.models import Clock, ClockStatus
 from mediation.deadlines.policy import RULES, ClockKind, working_days_between
 
@@ -347,7 +348,7 @@ class CaseDetailSerializer(CaseListSerializer):
 
 
 class PartyInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[validate_visible_text])
     role = serializers.ChoiceField(choices=CasePartyRole.choices)
     id_number = serializers.CharField(max_length=32, required=False, allow_blank=True)
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
@@ -366,7 +367,7 @@ class PartyInputSerializer(serializers.Serializer):
 class _RegisterSerializer(serializers.Serializer):
     kind: str = ""
 
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=200, validators=[validate_visible_text])
     description = serializers.CharField(max_length=20000, required=False, allow_blank=True)
     channel = serializers.PrimaryKeyRelatedField(queryset=Channel.objects.filter(is_active=True))
     category = serializers.PrimaryKeyRelatedField(
@@ -435,6 +436,17 @@ class PetitionReceiveSerializer(_RegisterSerializer):
     accused_agency = serializers.PrimaryKeyRelatedField(
         queryset=Agency.objects.all(), required=False, allow_null=True
     )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # As the web form: an accused agency only for a 检举控告 matter (信访工作条例 Art 30).
+        accusation = attrs.get("involves_accusation") or (
+            attrs.get("petition_type") == PetitionType.ACCUSATION
+        )
+        if attrs.get("accused_agency") is not None and not accusation:
+            raise serializers.ValidationError(
+                {"accused_agency": [_("只有检举控告事项需要填写被检举控告机构。")]}
+            )
+        return attrs
 
     def validate_repeat_of(self, value: int | None) -> int | None:
         if value is None:

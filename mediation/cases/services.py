@@ -44,6 +44,7 @@ from mediation.cases.models import (
 from mediation.cases.steps import StepContext
 from mediation.core.clock import local_date
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mediation.core.text import has_visible_text
 from mediation.deadlines import policy
 from mediation.deadlines import services as clock_services
 from mediation.deadlines.calendar_source import current_calendar
@@ -141,7 +142,7 @@ def _create_case(
     agency = _check_intake(actor)
     today = local_date(now)
     title = (title or "").strip()
-    if not title:
+    if not has_visible_text(title):
         raise InvalidInput(_("请填写案件标题。"))
     if len(title) > 200:
         raise InvalidInput(_("案件标题不能超过 200 字。"))

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from mediation.core import clock
 from mediation.core.errors import InvalidInput, NotFound, PermissionDenied
+from mediation.core.text import has_visible_text
 from mediation.parties import crypto, idnumbers
 from mediation.parties.models import IdNumberRevealLog, Party, PartyKind
 
@@ -50,7 +51,7 @@ def party_create(
     Raises ``InvalidInput`` with a user message; the message never contains the number.
     """
     name = (name or "").strip()
-    if not name:
+    if not has_visible_text(name):
         raise InvalidInput("姓名/名称不能为空", details={"field": "name"})
     if kind not in PartyKind.values:
         raise InvalidInput("当事人类型无效", details={"field": "kind"})

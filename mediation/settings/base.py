@@ -50,16 +50,23 @@ INSTALLED_APPS = [
     "mediation.reports",
     "mediation.web",
     "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy (django-csp) and Permissions-Policy on every response.
+    "csp.middleware.CSPMiddleware",
+    "mediation.core.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # NUL and other control characters in any query string, form or JSON body: 400 here,
+    # the one place for the web, the admin and the API (mediation/core/middleware.py).
+    "mediation.core.middleware.RejectControlCharactersMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: it locks out repeated failed logins.
@@ -203,6 +210,29 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp 4): scripts, styles, images and connections from this
+# site only; no inline script, no eval, no CDN (the pages have none), no framing, no plugins.
+# The API docs pages (Swagger UI, Redoc) allow inline *styles* only: their bundles inject
+# them (mediation/api/urls.py). tests/integration/web/test_security_headers.py.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Browser features the pages never use (mediation/core/middleware.py).
+PERMISSIONS_POLICY = (
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), "
+    "gyroscope=(), magnetometer=(), microphone=(), midi=(), payment=(), usb=()"
+)
 
 # Logs go to stderr, one record per line (mediation/core/logging.py). LOG_FORMAT: `plain` here,
 # `json` in production (one object per line: time, level, logger, message, request_id,

@@ -20,6 +20,7 @@ from mediation.cases.models import (
     PetitionType,
     RiskLevel,
 )
+from mediation.core.text import validate_visible_text
 from mediation.parties import idnumbers
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -31,6 +32,7 @@ class RegisterCaseForm(forms.Form):
     title = forms.CharField(
         label=_("案件标题"),
         max_length=200,
+        validators=[validate_visible_text],
         help_text=_("简要概括纠纷或信访事项，如“邻里宅基地界址纠纷”。"),
     )
     category = forms.ModelChoiceField(label=_("类型"), queryset=Category.objects.none())
@@ -110,7 +112,7 @@ ROLE_CHOICES = {
 
 
 class PartyForm(forms.Form):
-    name = forms.CharField(label=_("姓名/名称"), max_length=200)
+    name = forms.CharField(label=_("姓名/名称"), max_length=200, validators=[validate_visible_text])
     role = forms.ChoiceField(label=_("身份"), choices=())
     id_number = forms.CharField(
         label=_("身份证号"),
