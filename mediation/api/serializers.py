@@ -199,7 +199,9 @@ class PartySerializer(serializers.Serializer):
     role_label = serializers.CharField()
     name = serializers.CharField()
     kind = serializers.CharField()
-    phone = serializers.CharField()
+    phone = serializers.CharField(
+        help_text="前3后4（138****1234）；完整号码须经查看接口并记录（reveal-phone）"
+    )
     address = serializers.CharField()
     id_number_masked = serializers.CharField(help_text="前3后4；完整号码须经查看接口并记录")
     has_id_number = serializers.BooleanField(allow_null=True)
@@ -213,7 +215,7 @@ class PartySerializer(serializers.Serializer):
             "role_label": p.role_label,
             "name": p.name,
             "kind": p.kind,
-            "phone": p.phone,
+            "phone": p.masked_phone,
             "address": p.address,
             "id_number_masked": p.id_number_masked,
             "has_id_number": p.has_id_number,
@@ -730,6 +732,11 @@ class RevealRequestSerializer(serializers.Serializer):
 class RevealResponseSerializer(serializers.Serializer):
     party = serializers.IntegerField()
     id_number = serializers.CharField()
+
+
+class PhoneRevealResponseSerializer(serializers.Serializer):
+    party = serializers.IntegerField()
+    phone = serializers.CharField()
 
 
 # Deadlines --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from mediation.api import views
+from mediation.api import reveal_views, views
 from mediation.api.errors import api_not_found
 
 app_name = "api"
@@ -65,6 +65,11 @@ urlpatterns = [
         "cases/<int:pk>/parties/<int:party_id>/reveal/",
         views.PartyRevealView.as_view(),
         name="party-reveal",
+    ),
+    path(
+        "cases/<int:pk>/parties/<int:party_id>/reveal-phone/",
+        reveal_views.PartyPhoneRevealView.as_view(),
+        name="party-reveal-phone",
     ),
     path("agencies/", views.AgencyListView.as_view(), name="agency-list"),
     path("agencies/<int:pk>/", views.AgencyDetailView.as_view(), name="agency-detail"),

@@ -50,6 +50,7 @@ from mediation.cases.models import (
 )
 from mediation.core.errors import NotFound
 from mediation.deadlines.models import Clock, ClockStatus
+from mediation.parties import idnumbers
 from mediation.parties.selectors import party_find_by_id_number, party_find_by_phone
 
 LIVE_CLOCK = (ClockStatus.RUNNING, ClockStatus.PAUSED)
@@ -247,6 +248,11 @@ class PartyView:
     has_id_number: bool | None
     is_minor: bool | None
     identity_hidden: bool
+
+    @property
+    def masked_phone(self) -> str:
+        """138****1234 (DOMAIN.md §5); the full number only through the logged reveal."""
+        return self.phone if self.identity_hidden else idnumbers.mask_phone(self.phone)
 
 
 _ROLE_ORDER = {

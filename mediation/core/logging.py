@@ -25,30 +25,156 @@ import datetime as dt
 import json
 import logging
 import re
+import unicodedata
 import uuid
 from typing import Any
 
 # --- personal data --------------------------------------------------------------------------
 
-# Resident identity numbers (GB 11643-1999): 17 digits and a check digit or X. A longer run of
-# digits is something else and is left alone, and so are the decimals of a number
-# ("succeeded in 0.129969453999365211s").
-_NOT_AFTER = r"(?<!\d)(?<!\d\.)"
-_ID_NUMBER = re.compile(_NOT_AFTER + r"\d{17}[\dXx](?!\d)")
-# Phone numbers: mainland mobiles, also with +86 / 0086 / 86 in front and spaces or hyphens
-# between the groups (138 0013 8000); and any other run of exactly 11 digits (landlines with
-# their area code). Masking a harmless 11-digit number now and then is the price.
-_PHONE = re.compile(
-    _NOT_AFTER + r"(?<!\+)(?:(?:\+|00)?86[ -]?)?1\d{2}[ -]?\d{4}[ -]?\d{4}(?!\d)"
-    r"|" + _NOT_AFTER + r"\d{11}(?!\d)"
-)
+# Every written form of an ID number or a phone number that the application itself accepts
+# (mediation/parties/idnumbers.py normalises NFKC and drops whitespace, hyphens and
+# parentheses), and the forms they take in a URL (the access log): full-width digits and Ｘ,
+# spaces, hyphens, parentheses, `+` (a space in a query string) and percent-escapes of all of
+# these (`%20`, `%2B`, `%34%31`, UTF-8 full-width digits `%EF%BC%91`). The text is read as a
+# sequence of units (a character, or one percent-escape), digits are grouped across
+# separators, and the longest run of consecutive groups that reads as an ID or phone number is
+# replaced, escapes and separators included:
+#
+# - ID numbers: 17 digits and a check digit or X (18 in all, checksum not required), or the
+#   legacy 15 digits with a plausible region code and birth date;
+# - phones: any 11 digits (mainland mobiles, landlines with a 3-digit area code), also after
+#   86 / 0086 / +86, and landlines of 10 or 12 digits starting with 0 (0374-1234567).
+#
+# A longer plain run of digits is something else and left alone, and so are the decimals of a
+# number ("succeeded in 0.129969453999365211s"). Masking a harmless number now and then is the
+# price.
 ID_NUMBER_MASK = "<id-number>"
 PHONE_MASK = "<phone>"
+_SEPARATORS = frozenset(" \t+-()")
+_MAX_SEPARATOR_RUN = 3
+# A percent-escaped ASCII character, or a 3-byte UTF-8 character (full-width digits and Ｘ,
+# the ideographic space).
+_ESCAPE = re.compile(r"%(?:E[0-9A-F](?:%[89AB][0-9A-F]){2}|[0-7][0-9A-F])", re.IGNORECASE)
+
+
+def _units(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, character) per character or percent-escape, NFKC-normalised."""
+    units = []
+    i, n = 0, len(text)
+    while i < n:
+        end, ch = i + 1, text[i]
+        if ch == "%":
+            match = _ESCAPE.match(text, i)
+            if match:
+                try:
+                    decoded = bytes.fromhex(match.group().replace("%", "")).decode("utf-8")
+                except UnicodeDecodeError:
+                    decoded = ""
+                if decoded:
+                    end, ch = match.end(), decoded
+        units.append((i, end, unicodedata.normalize("NFKC", ch) or ch))
+        i = end
+    return units
+
+
+def _is_digit(ch: str) -> bool:
+    return len(ch) == 1 and "0" <= ch <= "9"
+
+
+def _plausible_legacy_id(digits: str) -> bool:
+    if digits[0] not in "12345678" or digits[1] == "0":
+        return False
+    try:
+        dt.date(1900 + int(digits[6:8]), int(digits[8:10]), int(digits[10:12]))
+    except ValueError:
+        return False
+    return True
+
+
+def _classify(digits: str) -> str | None:
+    n = len(digits)
+    if n == 18 and digits[:17].isdigit() and (digits[17].isdigit() or digits[17] == "X"):
+        return ID_NUMBER_MASK
+    if not digits.isdigit():
+        return None
+    if n == 15 and _plausible_legacy_id(digits):
+        return ID_NUMBER_MASK
+    if n == 11:
+        return PHONE_MASK
+    if n == 13 and digits.startswith("861"):
+        return PHONE_MASK
+    if n == 15 and digits.startswith("00861"):
+        return PHONE_MASK
+    if n in (10, 12) and digits[0] == "0":
+        return PHONE_MASK
+    return None
+
+
+def _groups(units: list[tuple[int, int, str]], start: int) -> tuple[list[tuple[int, int]], int]:
+    """Digit groups (first unit, last unit + 1) of the run that starts at `start`."""
+    groups: list[tuple[int, int]] = []
+    i, n = start, len(units)
+    while i < n and _is_digit(units[i][2]):
+        j = i
+        while j < n and _is_digit(units[j][2]):
+            j += 1
+        if j < n and units[j][2] in ("X", "x") and not (j + 1 < n and _is_digit(units[j + 1][2])):
+            groups.append((i, j + 1))
+            return groups, j + 1
+        groups.append((i, j))
+        k = j
+        while k < n and k - j < _MAX_SEPARATOR_RUN and units[k][2] in _SEPARATORS:
+            k += 1
+        if k == j or k >= n or not _is_digit(units[k][2]):
+            return groups, j
+        i = k
+    return groups, i
 
 
 def mask_personal_data(text: str) -> str:
     """`text` with ID-number-like and phone-like substrings replaced by placeholders."""
-    return _PHONE.sub(PHONE_MASK, _ID_NUMBER.sub(ID_NUMBER_MASK, text))
+    if not any(ch.isdigit() or ch == "%" for ch in text):
+        return text
+    units = _units(text)
+    spans: list[tuple[int, int, str]] = []
+    i, n = 0, len(units)
+    while i < n:
+        ch = units[i][2]
+        if not _is_digit(ch) or (i and _is_digit(units[i - 1][2])):
+            i += 1
+            continue
+        if i >= 2 and units[i - 1][2] == "." and _is_digit(units[i - 2][2]):
+            while i < n and _is_digit(units[i][2]):  # decimals of a number
+                i += 1
+            continue
+        groups, after = _groups(units, i)
+        g = 0
+        while g < len(groups):
+            for h in range(len(groups), g, -1):
+                digits = "".join(units[u][2] for a, b in groups[g:h] for u in range(a, b))
+                mask = _classify(digits.upper())
+                if mask:
+                    first = groups[g][0]
+                    before = units[first - 1][2] if first else ""
+                    if mask == PHONE_MASK and (
+                        before == "(" or (before == "+" and digits.startswith(("86", "0086")))
+                    ):
+                        first -= 1  # the + of +86, the ( of an area code
+                    spans.append((units[first][0], units[groups[h - 1][1] - 1][1], mask))
+                    g = h
+                    break
+            else:
+                g += 1
+        i = max(after, i + 1)
+    if not spans:
+        return text
+    out, last = [], 0
+    for start, end, mask in spans:
+        out.append(text[last:start])
+        out.append(mask)
+        last = end
+    out.append(text[last:])
+    return "".join(out)
 
 
 class MaskPersonalDataFilter(logging.Filter):

@@ -127,8 +127,8 @@ class PartyAdmin(admin.ModelAdmin):
 class IdNumberRevealLogAdmin(admin.ModelAdmin):
     """Read-only: rows are written by ``party_reveal_id_number`` and never changed."""
 
-    list_display = ("at", "party", "viewer", "viewer_agency", "purpose", "context")
-    list_filter = ("viewer_agency",)
+    list_display = ("at", "item", "party", "viewer", "viewer_agency", "purpose", "context")
+    list_filter = ("item", "viewer_agency")
     list_select_related = ("party", "viewer", "viewer_agency")
     search_fields = ("purpose", "context", "viewer__username")
     date_hierarchy = "at"

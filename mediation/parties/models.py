@@ -103,11 +103,17 @@ class AppendOnlyQuerySet(models.QuerySet):
     delete.queryset_only = True
 
 
+class RevealedItem(models.TextChoices):
+    ID_NUMBER = "id_number", _("身份证号")
+    PHONE = "phone", _("联系电话")
+
+
 class IdNumberRevealLog(models.Model):
-    """One row per full ID number shown to a user (居民身份证法 Art 13, 19). Append-only.
+    """One row per full ID number (居民身份证法 Art 13, 19) or phone number shown to a user.
+    Append-only.
 
     Besides the ORM guards here, migration 0002 adds a PostgreSQL trigger that refuses
-    UPDATE and DELETE on the table.
+    UPDATE and DELETE on the table, and 0004 one that refuses TRUNCATE.
     """
 
     party = models.ForeignKey(
@@ -128,6 +134,9 @@ class IdNumberRevealLog(models.Model):
         related_name="+",
     )
     at = models.DateTimeField(_("查看时间"), default=clock.now, db_index=True)
+    item = models.CharField(
+        _("查看内容"), max_length=16, choices=RevealedItem.choices, default=RevealedItem.ID_NUMBER
+    )
     purpose = models.CharField(_("查看用途"), max_length=200)
     # Where the number was needed, e.g. "case:123"; free text so parties never imports cases.
     context = models.CharField(_("业务场景"), max_length=100, blank=True)
@@ -135,8 +144,8 @@ class IdNumberRevealLog(models.Model):
     objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
-        verbose_name = _("身份证号查看记录")
-        verbose_name_plural = _("身份证号查看记录")
+        verbose_name = _("个人信息查看记录")
+        verbose_name_plural = _("个人信息查看记录")
         ordering = ["-at", "-pk"]
         default_permissions = ("view",)  # rows are written by the service only
 

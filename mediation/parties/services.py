@@ -12,7 +12,7 @@ from mediation.core import clock
 from mediation.core.errors import InvalidInput, NotFound, PermissionDenied
 from mediation.core.text import has_visible_text
 from mediation.parties import crypto, idnumbers
-from mediation.parties.models import IdNumberRevealLog, Party, PartyKind
+from mediation.parties.models import IdNumberRevealLog, Party, PartyKind, RevealedItem
 
 REVEAL_PERMISSION = "accounts.reveal_id_number"
 
@@ -140,3 +140,41 @@ def party_reveal_id_number(
             context=context,
         )
     return number
+
+
+def party_reveal_phone(
+    *, party_id: int, viewer: Any, purpose: str, context: str = "", now: dt.datetime
+) -> str:
+    """Return a party's full phone number and log who saw it, why and when, as for ID
+    numbers (DOMAIN.md §5: phones are shown 138****1234 unless revealed).
+
+    No special permission: staff who may see the case need to call its parties; the log
+    records every look. Case-level access (including 检举控告 confidentiality) is the
+    caller's check, as for ID numbers. Nothing is written without a purpose.
+    """
+    if viewer is None or not getattr(viewer, "is_active", False):
+        raise PermissionDenied("无权查看完整电话号码")
+    purpose = (purpose or "").strip()
+    context = (context or "").strip()
+    if not purpose:
+        raise InvalidInput("查看完整电话号码须填写用途", details={"field": "purpose"})
+    if len(purpose) > IdNumberRevealLog._meta.get_field("purpose").max_length:
+        raise InvalidInput("查看用途过长", details={"field": "purpose"})
+    if len(context) > IdNumberRevealLog._meta.get_field("context").max_length:
+        raise InvalidInput("业务场景过长", details={"field": "context"})
+    with transaction.atomic():
+        party = Party.objects.filter(pk=party_id).first()
+        if party is None:
+            raise NotFound("当事人不存在")
+        if not party.phone:
+            raise NotFound("该当事人未登记电话号码")
+        IdNumberRevealLog.objects.create(
+            party=party,
+            viewer=viewer,
+            viewer_agency_id=getattr(viewer, "agency_id", None),
+            at=now,
+            item=RevealedItem.PHONE,
+            purpose=purpose,
+            context=context,
+        )
+    return party.phone

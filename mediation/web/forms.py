@@ -216,3 +216,7 @@ class StatsFilterForm(forms.Form):
         if a and b and a > b:
             raise forms.ValidationError(_("开始日期不能晚于结束日期。"))
         return data
+
+
+class PhoneRevealForm(forms.Form):
+    purpose = forms.CharField(label=_("查看用途"), max_length=200)

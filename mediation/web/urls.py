@@ -5,6 +5,7 @@ from mediation.web.views import (
     cases,
     documents,
     notifications,
+    phones,
     referrals,
     register,
     stats,
@@ -39,6 +40,11 @@ urlpatterns = [
         "cases/<int:pk>/parties/<int:party_pk>/reveal/",
         cases.party_reveal,
         name="party_reveal",
+    ),
+    path(
+        "cases/<int:pk>/parties/<int:party_pk>/reveal-phone/",
+        phones.party_reveal_phone,
+        name="party_reveal_phone",
     ),
     path(
         "cases/<int:pk>/print/acceptance-notice/",

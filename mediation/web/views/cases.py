@@ -146,6 +146,7 @@ def case_page_context(
     bound: tuple[str, StepForm] | None = None,
     revealed: dict[int, str] | None = None,
     reveal_form: tuple[int, RevealForm] | None = None,
+    revealed_phones: dict[int, str] | None = None,
 ) -> dict[str, Any]:
     user = request.user
     detail = case_selectors.case_detail_for(user, case)
@@ -177,6 +178,7 @@ def case_page_context(
         and detail.access.may_reveal
         and user.has_perm(REVEAL_PERMISSION),
         "revealed": revealed or {},
+        "revealed_phones": revealed_phones or {},
         "reveal_form": reveal_form,
         "live_clocks": live_rows,
         "stopped_clocks": stopped_rows if detail.access.timeline else [],

@@ -83,7 +83,7 @@ def test_registering_a_dispute_returns_the_new_case_with_masked_parties(township
     assert body["category"]["code"] == "LL"
     assert (body["received_on"], body["risk_level"]) == ("2026-03-10", "medium")
     assert [(p["name"], p["role"], p["phone"]) for p in body["parties"]] == [
-        ("张三", "applicant", "13800000001"),
+        ("张三", "applicant", "138****0001"),
         ("李四", "respondent", ""),
     ]
     assert body["parties"][0]["id_number_masked"] == "110***********0016"
