@@ -6,8 +6,28 @@ import datetime as dt
 import importlib
 
 import pytest
+from django.db.backends.postgresql.operations import DatabaseOperations
 
 from mediation.core.clock import SHANGHAI
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_past_the_truncate_guards():
+    """Transactional tests end with a flush (one TRUNCATE of every table), which the
+    append-only tables' statement triggers refuse (cases.0008, parties.0004). The test role is
+    a superuser: in `replica` mode ordinary triggers do not fire, for this transaction only.
+    Production roles cannot do this (tests/integration/test_database_roles.py)."""
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        sql = original(
+            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
+        return ["SET LOCAL session_replication_role = replica", *sql] if sql else sql
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = original
 
 
 @pytest.fixture

@@ -131,6 +131,10 @@ postgres_options(
     DATABASES["default"], application_name=env.str("DB_APPLICATION_NAME", default="mediation")
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Warn (core.W001–W003) when the application connects as a superuser or as the owner of its
+# tables (mediation/core/checks.py). On in production; the compose `migrate` job, which runs
+# as the owner, turns it off.
+DATABASE_ROLE_CHECK = env.bool("DATABASE_ROLE_CHECK", default=False)
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [

@@ -26,6 +26,8 @@ for _name, _value in _secrets.items():
             f"{_name} still holds the public placeholder from .env.example; set it in .env"
         )
 
+# Web, workers and beat connect as the application role, never as the tables' owner.
+DATABASE_ROLE_CHECK = env.bool("DATABASE_ROLE_CHECK", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # One TLS proxy in front (docs/DEPLOY.md); its X-Forwarded-For entry is the client address.
 TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=1)

@@ -320,7 +320,10 @@ def test_the_stack_has_its_services_with_restart_policies_and_health_checks(serv
 
 def test_only_the_database_and_beat_keep_state_in_volumes(compose, services) -> None:
     assert set(compose["volumes"]) == {"postgres-data", "beat-data"}
-    assert services["postgres"]["volumes"] == ["postgres-data:/var/lib/postgresql/data"]
+    assert services["postgres"]["volumes"] == [
+        "postgres-data:/var/lib/postgresql/data",
+        "./deploy/postgres:/docker-entrypoint-initdb.d:ro",
+    ]
     assert services["beat"]["volumes"] == ["beat-data:/var/lib/mediation"]
     assert "volumes" not in services["redis"]
 
@@ -356,7 +359,10 @@ def test_app_services_run_the_production_settings_from_the_environment(app_servi
         assert (".env", False) in env_files_of(service), name
         # Values in the file are settings names or interpolated from .env, never secrets.
         for key, value in environment.items():
-            assert key == "DJANGO_SETTINGS_MODULE" or value.startswith("${"), (name, key)
+            literal = key == "DJANGO_SETTINGS_MODULE" or (
+                name == "migrate" and key == "DATABASE_ROLE_CHECK"
+            )
+            assert literal or value.startswith("${"), (name, key)
     assert (SETTINGS_DIR / "production.py").is_file()
 
 
@@ -397,6 +403,7 @@ def test_every_variable_in_env_example_is_read_by_something() -> None:
             *SETTINGS_DIR.glob("*.py"),
             COMPOSE_FILE,
             REPO_ROOT / "deploy" / "gunicorn.conf.py",
+            REPO_ROOT / "deploy" / "postgres" / "10-roles.sh",
         ]
     )
 
@@ -578,3 +585,32 @@ def test_dockerfile_cmd_is_the_web_command_and_its_files_are_in_the_image(app_se
     assert cmd[cmd.index("--config") + 1] in copied
     # Everything the compose commands run from the working directory is in the image.
     assert {"manage.py", "mediation", "workers"} <= copied
+
+
+def test_migrate_runs_as_the_owner_and_everything_else_as_the_application_role(
+    app_services,
+) -> None:
+    provided = read_env_file(ENV_EXAMPLE)
+    assert "mediation_app" in provided["DATABASE_URL"]
+    assert "mediation_owner" in provided["DATABASE_OWNER_URL"]
+    assert provided["POSTGRES_USER"] not in {"mediation_app", "mediation_owner"}
+
+    migrate = environment_of(app_services["migrate"])
+    assert migrate["DATABASE_URL"].startswith("${DATABASE_OWNER_URL")
+    assert migrate["DATABASE_ROLE_CHECK"] == "false"
+    for name, service in app_services.items():
+        if name != "migrate":
+            assert "DATABASE_URL" not in environment_of(service), name  # .env's: the app role
+
+
+def test_the_init_script_creates_both_roles_and_applies_the_grants() -> None:
+    script = (REPO_ROOT / "deploy" / "postgres" / "10-roles.sh").read_text()
+    grants = (REPO_ROOT / "deploy" / "postgres" / "grants.psql").read_text()
+
+    assert 'CREATE ROLE :"owner" LOGIN NOSUPERUSER' in script
+    assert 'CREATE ROLE :"app" LOGIN NOSUPERUSER' in script
+    assert 'ALTER DATABASE :"dbname" OWNER TO :"owner"' in script
+    assert "grants.psql" in script
+    assert "ALTER DEFAULT PRIVILEGES FOR ROLE" in grants
+    assert "TRUNCATE" not in grants.split("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES")[0]
+    assert os.access(REPO_ROOT / "deploy" / "postgres" / "10-roles.sh", os.X_OK)
