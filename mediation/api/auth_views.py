@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from mediation.api.authentication import TokenAuthentication
 from mediation.api.parsers import StrictJSONParser
 from mediation.api.serializers import ErrorSerializer
+from mediation.api.strict import StrictTypesMixin
 from mediation.api.tokens import tokens_revoke_for_user
 
 # axes' access-attempt table keeps usernames in a varchar(255); longer ones are not usernames.
@@ -34,7 +35,7 @@ USERNAME_MAX_LENGTH = 150
 PASSWORD_MAX_LENGTH = 4096
 
 
-class LoginSerializer(AuthTokenSerializer):
+class LoginSerializer(StrictTypesMixin, AuthTokenSerializer):
     username = serializers.CharField(
         label=_("Username"), max_length=USERNAME_MAX_LENGTH, write_only=True
     )

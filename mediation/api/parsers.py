@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rest_framework.exceptions import ParseError
@@ -9,10 +10,13 @@ from rest_framework.parsers import JSONParser
 
 
 def _has_unencodable_text(data: Any) -> bool:
-    """Lone surrogates (valid JSON escapes such as "\\ud800") cannot be encoded as UTF-8."""
+    """Lone surrogates (valid JSON escapes such as "\\ud800") cannot be encoded as UTF-8;
+    numbers beyond a double (1e400 reads as infinity) are no numbers either."""
     stack = [data]
     while stack:
         item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
         if isinstance(item, str):
             try:
                 item.encode("utf-8")
@@ -35,5 +39,5 @@ class StrictJSONParser(JSONParser):
         except RecursionError:
             raise ParseError("JSON parse error - nesting too deep") from None
         if _has_unencodable_text(data):
-            raise ParseError("JSON parse error - invalid Unicode text")
+            raise ParseError("JSON parse error - invalid Unicode text or number out of range")
         return data

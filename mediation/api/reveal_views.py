@@ -10,8 +10,8 @@ from rest_framework.response import Response
 
 from mediation.api.serializers import PhoneRevealResponseSerializer, RevealRequestSerializer
 from mediation.api.views import CASE_ID, ApiView, _check_id, _now, _visible_case, errors
-from mediation.cases.selectors import identity_hidden_from
 from mediation.cases.models import CaseParty, CasePartyRole
+from mediation.cases.selectors import identity_hidden_from
 from mediation.core.errors import NotFound, PermissionDenied
 from mediation.parties.services import party_reveal_phone
 

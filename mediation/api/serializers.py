@@ -16,6 +16,7 @@ from rest_framework import serializers
 
 from mediation.accounts.models import User
 from mediation.agencies.models import Agency
+from mediation.api.strict import StrictTypesMixin
 from mediation.cases.labels import rule_label
 from mediation.cases.models import (
     Case,
@@ -36,6 +37,7 @@ from mediation.cases.selectors import (
     redact,
 )
 from mediation.cases.services import PartyInput
+from mediation.core.limits import INSTRUCTION_MAX_LENGTH, NOTE_MAX_LENGTH, REASON_MAX_LENGTH
 from mediation.core.text import validate_visible_text
 from mediation.deadlines.models import Clock, ClockStatus
 from mediation.deadlines.policy import RULES, ClockKind, working_days_between
@@ -349,7 +351,7 @@ class CaseDetailSerializer(CaseListSerializer):
         return PendingReferralSerializer(pending[0]).data if pending else None
 
 
-class PartyInputSerializer(serializers.Serializer):
+class PartyInputSerializer(StrictTypesMixin, serializers.Serializer):
     name = serializers.CharField(max_length=200, validators=[validate_visible_text])
     role = serializers.ChoiceField(choices=CasePartyRole.choices)
     id_number = serializers.CharField(max_length=32, required=False, allow_blank=True)
@@ -366,7 +368,7 @@ class PartyInputSerializer(serializers.Serializer):
         )
 
 
-class _RegisterSerializer(serializers.Serializer):
+class _RegisterSerializer(StrictTypesMixin, serializers.Serializer):
     kind: str = ""
 
     title = serializers.CharField(max_length=200, validators=[validate_visible_text])
@@ -433,7 +435,11 @@ class PetitionReceiveSerializer(_RegisterSerializer):
     collective = serializers.BooleanField(default=False)
     headcount = serializers.IntegerField(min_value=1, max_value=100_000, default=1)
     repeat_of = serializers.IntegerField(
-        min_value=1, required=False, allow_null=True, help_text="重复信访：原信访事项 id"
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        allow_null=True,
+        help_text="重复信访：原信访事项 id",
     )
     accused_agency = serializers.PrimaryKeyRelatedField(
         queryset=Agency.objects.all(), required=False, allow_null=True
@@ -678,7 +684,7 @@ def _api_field_for(field: forms.Field) -> serializers.Field:
     return serializers.CharField(allow_blank=True, trim_whitespace=False, **common)
 
 
-class ReferToMediationSerializer(serializers.Serializer):
+class ReferToMediationSerializer(StrictTypesMixin, serializers.Serializer):
     """访调对接 (信访工作条例 Art 33): the committee, the dispute's own title and category."""
 
     to_agency = serializers.IntegerField(
@@ -692,7 +698,7 @@ class ReferToMediationSerializer(serializers.Serializer):
         return {k: v for k, v in self.validated_data.items() if v is not None}
 
 
-class StepInputSerializer(serializers.Serializer):
+class StepInputSerializer(StrictTypesMixin, serializers.Serializer):
     """Type-checks a transition body against the step form's fields; unknown keys are refused."""
 
     def __init__(self, *args: Any, form_fields: dict[str, forms.Field], **kwargs: Any) -> None:
@@ -725,7 +731,7 @@ class StepInputSerializer(serializers.Serializer):
 # Parties ----------------------------------------------------------------------------------
 
 
-class RevealRequestSerializer(serializers.Serializer):
+class RevealRequestSerializer(StrictTypesMixin, serializers.Serializer):
     purpose = serializers.CharField(max_length=200, help_text="查看用途（记入查看记录）")
 
 
@@ -826,23 +832,23 @@ class EscalationQueueFilterSerializer(serializers.Serializer):
     open_only = serializers.BooleanField(required=False, help_text="true：只列待签收的督办")
 
 
-class EscalationNoteSerializer(serializers.Serializer):
-    note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+class EscalationNoteSerializer(StrictTypesMixin, serializers.Serializer):
+    note = serializers.CharField(max_length=NOTE_MAX_LENGTH, required=False, allow_blank=True)
 
 
-class EscalationReassignSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000)
+class EscalationReassignSerializer(StrictTypesMixin, serializers.Serializer):
+    reason = serializers.CharField(max_length=REASON_MAX_LENGTH)
     to_agency = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
     to_user = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
 
 
-class EscalationExtensionSerializer(serializers.Serializer):
+class EscalationExtensionSerializer(StrictTypesMixin, serializers.Serializer):
     extra_days = serializers.IntegerField(min_value=1, max_value=365)
-    reason = serializers.CharField(max_length=2000)
+    reason = serializers.CharField(max_length=REASON_MAX_LENGTH)
 
 
-class EscalationInstructionSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=5000)
+class EscalationInstructionSerializer(StrictTypesMixin, serializers.Serializer):
+    text = serializers.CharField(max_length=INSTRUCTION_MAX_LENGTH)
 
 
 class NotificationCaseSerializer(serializers.Serializer):
@@ -865,7 +871,7 @@ class NotificationFilterSerializer(serializers.Serializer):
     unread = serializers.BooleanField(required=False, help_text="true：只列未读通知")
 
 
-class NotificationMarkReadSerializer(serializers.Serializer):
+class NotificationMarkReadSerializer(StrictTypesMixin, serializers.Serializer):
     ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
         required=False,

@@ -44,6 +44,7 @@ from mediation.cases.models import (
 from mediation.cases.steps import StepContext
 from mediation.core.clock import local_date
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mediation.core.limits import check_lengths
 from mediation.core.text import has_visible_text
 from mediation.deadlines import policy
 from mediation.deadlines import services as clock_services
@@ -590,6 +591,7 @@ def case_pause_clock(
     on: dt.date | None = None,
 ) -> Clock:
     """Pause a clock for a hearing (听证); the paused days do not count."""
+    check_lengths(reason=reason)
     if not (reason or "").strip():
         raise InvalidInput(_("请填写暂停理由。"))
     return _clock_action(

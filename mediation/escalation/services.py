@@ -23,6 +23,7 @@ from mediation.cases.models import Case, Custody, EventKind, Extension
 from mediation.cases.notices import case_notice_specs
 from mediation.cases.services import case_sync_next_due
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mediation.core.limits import TEXT_LIMITS, check_lengths
 from mediation.deadlines import services as clock_services
 from mediation.deadlines.calendar_source import current_calendar
 from mediation.deadlines.models import Clock, ClockStatus
@@ -102,6 +103,8 @@ def _require_live(escalation: Escalation) -> None:
 
 def _atomic_action(fn):
     def wrapper(*args: Any, **kwargs: Any) -> Escalation:
+        # The API's limits, for every caller (the web pages read their forms directly).
+        check_lengths(**{k: v for k, v in kwargs.items() if k in TEXT_LIMITS})
         try:
             with transaction.atomic():
                 return fn(*args, **kwargs)

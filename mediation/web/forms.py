@@ -207,14 +207,44 @@ class RevealForm(forms.Form):
 
 
 class StatsFilterForm(forms.Form):
+    """The statistics period (page and CSV exports): both ends between 2000-01-01 and a year
+    from today, at most STATS_MAX_DAYS long. Anything else is a form error and the page shows
+    the default period: no date arithmetic near `datetime`'s limits, no eight-thousand-year
+    sums over the daily rollups."""
+
+    EARLIEST = dt.date(2000, 1, 1)
+    MAX_DAYS = 3 * 366
+
     date_from = forms.DateField(label=_("开始日期"), widget=DATE_INPUT, required=False)
     date_to = forms.DateField(label=_("结束日期"), widget=DATE_INPUT, required=False)
+
+    def __init__(self, *args: Any, today: dt.date, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+
+    def _bounded(self, name: str) -> dt.date | None:
+        value = self.cleaned_data.get(name)
+        latest = self.today + dt.timedelta(days=366)
+        if value is not None and not (self.EARLIEST <= value <= latest):
+            raise forms.ValidationError(
+                _("日期须在 %(a)s 至 %(b)s 之间。")
+                % {"a": self.EARLIEST.isoformat(), "b": latest.isoformat()}
+            )
+        return value
+
+    def clean_date_from(self) -> dt.date | None:
+        return self._bounded("date_from")
+
+    def clean_date_to(self) -> dt.date | None:
+        return self._bounded("date_to")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         a, b = data.get("date_from"), data.get("date_to")
         if a and b and a > b:
             raise forms.ValidationError(_("开始日期不能晚于结束日期。"))
+        if a and b and (b - a).days >= self.MAX_DAYS:
+            raise forms.ValidationError(_("统计期间不能超过 %(n)d 天。") % {"n": self.MAX_DAYS})
         return data
 
 

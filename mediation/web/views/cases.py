@@ -22,7 +22,9 @@ from mediation.cases.clocks import MANUALLY_PAUSABLE
 from mediation.cases.labels import CLOCK_KIND_LABELS, rule_basis, rule_label, transition_label
 from mediation.cases.models import TERMINAL_STATES, Case, CaseKind, CaseParty
 from mediation.cases.steps import ReferToMediationForm, StepForm
+from mediation.core.dates import parse_plausible_date
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mediation.core.ids import parse_id
 from mediation.escalation import selectors as esc_selectors
 from mediation.parties.services import REVEAL_PERMISSION, party_reveal_id_number
 from mediation.web import documents, engine, selectors
@@ -243,9 +245,8 @@ def case_act(request: HttpRequest, pk: int, transition: str) -> HttpResponse:
     if act is None or not act.transition:
         raise Http404
     label = services.transition_label(case, transition)
-    try:
-        expected_version = int(request.POST.get("expected_version", ""))
-    except ValueError:
+    expected_version = parse_id(request.POST.get("expected_version", ""))
+    if expected_version is None:
         messages.error(request, _("页面已过期，请刷新后重试。"))
         return redirect("web:case_detail", pk=pk)
     form = step_form(case, request.user, transition, rc, data=request.POST)
@@ -320,10 +321,10 @@ def _post_date(request: HttpRequest, name: str) -> dt.date | None:
     value = request.POST.get(name, "").strip()
     if not value:
         return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(_("日期格式错误。")) from None
+    day = parse_plausible_date(value)
+    if day is None:
+        raise InvalidInput(_("日期格式错误。"))
+    return day
 
 
 @never_cache

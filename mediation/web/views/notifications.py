@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from mediation.core.ids import parse_id
 from mediation.web import engine
 from mediation.web.views.common import RequestClock, paginate, query_without_page
 
@@ -80,10 +81,10 @@ def mark_read(request: HttpRequest) -> HttpResponse:
     if request.POST.get("all") == "1":
         n = notification_mark_all_read(user=request.user, now=rc.now)
     else:
-        ids = [int(v) for v in request.POST.getlist("notification") if v.isascii() and v.isdigit()]
+        ids = [i for i in map(parse_id, request.POST.getlist("notification")) if i is not None]
         n = notification_mark_read(user=request.user, notification_ids=ids, now=rc.now)
     messages.success(request, _("已标为已读：%(n)d 条。") % {"n": n})
-    target = request.POST.get("case")
-    if target and target.isascii() and target.isdigit():
-        return redirect("web:case_detail", pk=int(target))
+    target = parse_id(request.POST.get("case"))
+    if target is not None:
+        return redirect("web:case_detail", pk=target)
     return redirect("web:notifications")

@@ -11,8 +11,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from mediation.cases.selectors import identity_hidden_from
 from mediation.cases.models import CaseParty
+from mediation.cases.selectors import identity_hidden_from
 from mediation.core.errors import InvalidInput, NotFound, PermissionDenied
 from mediation.parties.services import party_reveal_phone as reveal_service
 from mediation.web.forms import PhoneRevealForm

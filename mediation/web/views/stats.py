@@ -28,12 +28,17 @@ def _period(request: HttpRequest, rc: RequestClock) -> tuple[StatsFilterForm, st
     form = StatsFilterForm(
         request.GET or None,
         initial={"date_from": default.date_from, "date_to": default.date_to},
+        today=rc.today,
     )
     if form.is_bound and form.is_valid():
         period = stats.Period(
             form.cleaned_data.get("date_from") or default.date_from,
             form.cleaned_data.get("date_to") or default.date_to,
         )
+        if period.date_from > period.date_to or (
+            (period.date_to - period.date_from).days >= StatsFilterForm.MAX_DAYS
+        ):
+            period = default  # one end given, the other from the default: still bounded
     else:
         period = default
     return form, period

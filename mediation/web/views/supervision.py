@@ -38,6 +38,7 @@ from mediation.cases import workflow
 from mediation.cases.labels import rule_label
 from mediation.cases.models import Category
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mediation.core.ids import parse_id, parse_int
 from mediation.escalation import selectors as esc_selectors
 from mediation.escalation import services as esc_services
 from mediation.escalation.models import Escalation, EscalationLevel, EscalationStatus
@@ -99,8 +100,8 @@ class QueueFilterForm(forms.Form):
                 .values_list("case__holder_agency_id", flat=True)
                 .distinct()
             )
-            if chosen and str(chosen).isdigit():
-                ids.add(int(chosen))
+            if parse_id(chosen) is not None:
+                ids.add(parse_id(chosen))
             return [
                 ("", field.empty_label),
                 *field.queryset.filter(pk__in=ids).values_list("pk", "name"),
@@ -211,11 +212,12 @@ def _run_action(request: HttpRequest, escalation: Escalation, action: str, rc: R
         esc_services.escalation_acknowledge(**common, note=post.get("note", "").strip())
         return _("已签收督办：%(number)s")
     if action == "reassign":
-        try:
-            to_agency = int(post["to_agency"]) if post.get("to_agency") else None
-            to_user = int(post["to_user"]) if post.get("to_user") else None
-        except ValueError:
-            raise InvalidInput(_("请选择改派的机构或调解员。")) from None
+        to_agency = parse_id(post["to_agency"]) if post.get("to_agency") else None
+        to_user = parse_id(post["to_user"]) if post.get("to_user") else None
+        if (post.get("to_agency") and to_agency is None) or (
+            post.get("to_user") and to_user is None
+        ):
+            raise InvalidInput(_("请选择改派的机构或调解员。"))
         esc_services.escalation_reassign(
             **common,
             reason=post.get("reason", ""),
@@ -224,10 +226,9 @@ def _run_action(request: HttpRequest, escalation: Escalation, action: str, rc: R
         )
         return _("已改派：%(number)s")
     if action == "extend":
-        try:
-            days = int(post.get("extra_days", ""))
-        except ValueError:
-            raise InvalidInput(_("延长天数须为整数。")) from None
+        days = parse_int(post.get("extra_days", ""), lo=-(2**31), hi=2**31 - 1)
+        if days is None:
+            raise InvalidInput(_("延长天数须为整数。"))
         esc_services.escalation_approve_extension(
             **common, extra_days=days, reason=post.get("reason", "")
         )
@@ -307,9 +308,8 @@ def bulk_acknowledge(request: HttpRequest) -> HttpResponse:
     rc = RequestClock()
     done, failed = 0, []
     for raw in request.POST.getlist("escalation"):
-        try:
-            pk = int(raw)
-        except ValueError:
+        pk = parse_id(raw)
+        if pk is None:
             continue
         try:
             esc_services.escalation_acknowledge(escalation_id=pk, actor=request.user, now=rc.now)
