@@ -142,6 +142,10 @@ class CaseListSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     channel = CodeRefSerializer(read_only=True)
     next_due = serializers.SerializerMethodField(help_text="最近的办理期限到期日")
     overdue = serializers.SerializerMethodField(help_text="是否有已逾期的办理期限")
+    # Blank for disputes (the model's blank choice), one of the types for petitions.
+    petition_type = serializers.ChoiceField(
+        choices=PetitionType.choices, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = Case

@@ -5,7 +5,8 @@ true, a `BooleanField` takes "yes" and 1, a primary-key field takes a float (1e4
 is an OverflowError, a 500). The schema says `string`, `integer`, `boolean`, so a client that
 sends another type gets a 400 naming the field, as schemathesis' negative tests expect.
 
-`StrictTypesMixin` goes first in a request serializer's bases. Query strings (QueryDicts,
+`StrictTypesMixin` goes first in a request serializer's bases; it also refuses keys the
+serializer does not know. Query strings (QueryDicts,
 where everything is text) and form bodies are left to the fields' own parsing.
 """
 
@@ -55,8 +56,11 @@ def type_problem(field: serializers.Field, value: Any) -> Any:
 class StrictTypesMixin:
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping) and not isinstance(data, QueryDict):
-            errors = {}
-            for name, field in self.fields.items():  # type: ignore[attr-defined]
+            fields = self.fields  # type: ignore[attr-defined]
+            # Unknown keys are refused too (the schema says additionalProperties: false):
+            # a misspelt field must not be dropped silently.
+            errors = {str(k): [_("未知字段。")] for k in data if k not in fields}
+            for name, field in fields.items():
                 if field.read_only or name not in data:
                     continue
                 problem = type_problem(field, data[name])

@@ -27,7 +27,7 @@ JSON_TYPES = ("application/json",)
 
 def _offending_field(request: HttpRequest) -> tuple[str, str] | None:
     for name, values in request.GET.lists():
-        ch = control_character_in([name, *values])
+        ch = control_character_in(values)
         if ch:
             return name, ch
     content_type = (request.content_type or "").lower()
@@ -37,7 +37,7 @@ def _offending_field(request: HttpRequest) -> tuple[str, str] | None:
         # parsers (which refuse form bodies with 415, and check NUL in their own fields).
         if form and not request.path.startswith("/api/"):
             for name, values in request.POST.lists():
-                ch = control_character_in([name, *values])
+                ch = control_character_in(values)
                 if ch:
                     return name, ch
         elif content_type in JSON_TYPES or content_type.endswith("+json"):
@@ -47,7 +47,7 @@ def _offending_field(request: HttpRequest) -> tuple[str, str] | None:
                 return None  # the parser answers 400 parse_error
             if isinstance(data, dict):
                 for name, value in data.items():
-                    ch = control_character_in([name, value])
+                    ch = control_character_in(value)
                     if ch:
                         return str(name), ch
             else:

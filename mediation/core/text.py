@@ -1,7 +1,8 @@
 """Checks on submitted text, shared by the web forms, the API and the services.
 
 - `control_character_in(value)`: the first control character (Unicode category Cc other than
-  tab, line feed and carriage return) anywhere in a value, nested lists and dicts included.
+  tab, line feed and carriage return) anywhere in a value, nested lists and dict values
+  included.
   PostgreSQL cannot store NUL in text at all (a `DataError`, i.e. a 500), and the other C0/C1
   controls have no business in a case file. `mediation.core.middleware.RejectControlCharacters`
   applies it once to every request's query string, form fields and JSON body.
@@ -39,7 +40,8 @@ def control_character_in(value: Any) -> str | None:
                 if is_control_character(ch):
                     return ch
         elif isinstance(item, dict):
-            stack.extend(item.keys())
+            # Values only: unknown keys are ignored by every form and serializer (and the
+            # known ones are plain names), so a key is never stored.
             stack.extend(item.values())
         elif isinstance(item, list | tuple):
             stack.extend(item)

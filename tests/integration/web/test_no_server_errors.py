@@ -195,9 +195,7 @@ def test_the_api_refuses_control_characters_with_its_error_shape(township):
     api = client_for(staff(township.committee, Role.MEDIATOR))
 
     response = api.get("/api/cases/", {"q": "a\x00"})
-    body = api.post(
-        "/api/notifications/mark-read/", {"ids": [1], "all": False, "x\x01": 1}, format="json"
-    )
+    body = api.post("/api/escalations/1/notes/", {"text": "督办\x01"}, format="json")
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
