@@ -357,7 +357,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # Error statuses, string rules and list bounds as the API enforces them (mediation/api/schema.py).
+    # Error statuses, string rules and list bounds as the API enforces them
+    # (mediation/api/schema.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "mediation.api.schema.document_the_api",
