@@ -323,3 +323,16 @@ def test_api_bodies_of_the_wrong_type_are_refused_not_coerced(supervisor, escala
     assert response.status_code == 400, response.content
     assert response.json()["code"] == "invalid"
     assert Escalation.objects.get().status == "open"
+
+
+@pytest.mark.urls("mediation.urls")
+def test_the_refusals_speak_english_on_request(township):
+    api = client_for(staff(township.committee, Role.MEDIATOR))
+
+    refused = api.get("/api/cases/", {"q": "a\x00"}, HTTP_ACCEPT_LANGUAGE="en")
+    typed = api.post(
+        "/api/notifications/mark-read/", {"ids": ["1"]}, format="json", HTTP_ACCEPT_LANGUAGE="en"
+    )
+
+    assert refused.json()["details"]["q"] == ["Must not contain control characters (U+0000)."]
+    assert typed.json()["details"]["ids"] == ["Must be an integer."]
