@@ -14,7 +14,7 @@ from mediation.core.clock import SHANGHAI
 @pytest.fixture(scope="session", autouse=True)
 def _flush_past_the_truncate_guards():
     """Transactional tests end with a flush (one TRUNCATE of every table), which the
-    append-only tables' statement triggers refuse (cases.0008, parties.0004). The test role is
+    append-only tables' statement triggers refuse (cases.0010, parties.0004). The test role is
     a superuser: in `replica` mode ordinary triggers do not fire, for this transaction only.
     Production roles cannot do this (tests/integration/test_database_roles.py)."""
     original = DatabaseOperations.sql_flush

@@ -1,6 +1,6 @@
 """The reveal log is append-only every way in: TRUNCATE is refused too (a statement trigger),
 and no role but the table's owner keeps UPDATE, DELETE, TRUNCATE or TRIGGER on it. The helper
-functions come from cases.0008 (see its docstring); parties may not import cases, but a
+functions come from cases.0010 (see its docstring); parties may not import cases, but a
 migration dependency on the database objects is fine.
 """
 
@@ -30,6 +30,6 @@ def down(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("parties", "0003_reveal_log_item"),
-        ("cases", "0008_case_event_refuses_truncate"),
+        ("cases", "0010_case_event_refuses_truncate"),
     ]
     operations = [migrations.RunPython(up, down, elidable=False)]

@@ -61,5 +61,5 @@ def down(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("cases", "0007_case_next_due_at")]
+    dependencies = [("cases", "0009_ack_clock_agency")]
     operations = [migrations.RunPython(up, down, elidable=False)]
