@@ -34,7 +34,7 @@ from mediation.accounts.models import Role, User
 from mediation.agencies.models import Agency
 from mediation.cases.clocks import MANUALLY_PAUSABLE
 from mediation.cases.models import Agreement, CaseParty, Category, Channel
-from mediation.cases.steps import STEPS
+from mediation.cases import workflow
 from mediation.escalation.models import Escalation
 from mediation.escalation.sweeps import sweep_run
 from mediation.notifications.models import Notification
@@ -103,8 +103,8 @@ def _field_names() -> list[str]:
         *(f"parties-{k}" for k in ("TOTAL_FORMS", "INITIAL_FORMS", "MIN_NUM_FORMS")),
         "parties-MAX_NUM_FORMS",
     }
-    for step in STEPS.values():
-        names.update(step.form_class.base_fields)
+    for act in workflow.actions():
+        names.update(act.step.form_class.base_fields)
     return sorted(names)
 
 
@@ -166,7 +166,7 @@ def _path_value(draw: Any, name: str, converter: str, pools: dict[str, list[Any]
             pool = "escalations"
         return draw(st.sampled_from(pools[pool]))
     options = {
-        "transition": sorted({t for (_k, t) in STEPS}),
+        "transition": sorted({a.name for a in workflow.actions() if a.transition}),
         "action": ["acknowledge", "reassign", "extend", "note", "resolve", "handle", "pause"],
         "kind": ["dispute", "petition"],
         "rule": [*sorted(MANUALLY_PAUSABLE), "dispute.triage"],
