@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 
 from mediation.accounts.models import Role, User
 from mediation.agencies.models import Agency
+from mediation.cases import workflow
 from mediation.cases.clocks import MANUALLY_PAUSABLE
 from mediation.cases.models import Agreement, CaseParty, Category, Channel
-from mediation.cases import workflow
 from mediation.escalation.models import Escalation
 from mediation.escalation.sweeps import sweep_run
 from mediation.notifications.models import Notification
