@@ -336,3 +336,14 @@ def test_the_refusals_speak_english_on_request(township):
 
     assert refused.json()["details"]["q"] == ["Must not contain control characters (U+0000)."]
     assert typed.json()["details"]["ids"] == ["Must be an integer."]
+
+
+@pytest.mark.parametrize("target", ["0", "home", "web:supervision", "https://evil.example/"])
+def test_a_next_that_is_not_a_path_goes_to_the_queue(login, supervisor, escalation, target):
+    # Found by the web fuzzer: next=0 made redirect() look for a view named "0" (a 500).
+    response = login(supervisor).post(
+        reverse("web:supervision_bulk_ack"), {"escalation": str(escalation.pk), "next": target}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("web:supervision")
