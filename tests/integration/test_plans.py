@@ -152,18 +152,14 @@ def test_the_transitions_stale_reminder_cancel_goes_through_the_cases_clocks(ske
     params.append("duty")
 
     plan = _plan(sql, params)
-    # The statement as it was (issue 12): status = 'planned' AND clock_id IN (SELECT …).
-    was = reminders._CANCEL_STALE_SQL.replace("status || '' = %s", "status = %s").replace(
-        "= ANY(__CLOCK_IDS__)", "IN (SELECT id FROM deadlines_clock WHERE case_id = %s)"
-    )
-    old = _plan(was, params)
 
     by_clock = {"reminder_one_per_offset", "deadlines_reminder_clock_id_eb4dd57b"}
     assert _indexes(plan) & by_clock, plan
     assert "reminder_planned_send_idx" not in _indexes(plan)
     assert "deadlines_reminder" not in _seq_scans(plan)
-    # The form it replaces walks the planned reminders of the whole system on these stats.
-    assert "reminder_planned_send_idx" in _indexes(old)
+    # (The form it replaced, `status = 'planned' AND clock_id IN (SELECT …)`, walked the
+    # planned reminders of the whole system on such statistics in most runs; which plan it gets
+    # depends on the statistics, which is the point: this one cannot.)
 
 
 def test_the_sweeps_claims_use_their_partial_indexes(skewed):
