@@ -5,14 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from mediation.accounts.models import User
 from mediation.agencies.models import Agency
 from mediation.cases.models import ALL_STATES, Case, CaseKind, Category, Channel
-from mediation.deadlines.models import Clock, ClockStatus
-from mediation.deadlines.policy import Calendar, ClockKind
+from mediation.cases.selectors import (
+    CaseFilters,
+    case_filter,
+    case_search_q,
+    parse_search,
+    working_day_horizon,
+)
 
 MAX_ID = 2**63 - 1
 MAX_DUE_WITHIN = 366
@@ -41,60 +47,73 @@ class CaseFilterSerializer(serializers.Serializer):
         required=False,
         help_text="办理期限在今后 N 个工作日内到期（尚未逾期）",
     )
-    q = serializers.CharField(
-        max_length=100, required=False, allow_blank=True, help_text="案号或标题包含"
+    assignee = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.all(), required=False, help_text="承办人 id"
     )
+    registered_from = serializers.DateField(required=False, help_text="登记日期起（含）")
+    registered_to = serializers.DateField(required=False, help_text="登记日期止（含）")
+    q = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text=(
+            "搜索：案号（全号或序号）、当事人姓名（完整或开头）、18位身份证号、联系电话、"
+            "标题和简要情况中的文字"
+        ),
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        lo, hi = attrs.get("registered_from"), attrs.get("registered_to")
+        for name in ("registered_from", "registered_to"):
+            day = attrs.get(name)
+            if day is not None and not 1990 <= day.year <= 2199:
+                raise serializers.ValidationError({name: [_("日期超出有效范围。")]})
+        if lo and hi and lo > hi:
+            raise serializers.ValidationError({"registered_to": [_("结束日期不能早于开始日期。")]})
+        return attrs
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         # Ids beyond bigint never match a row; refuse them before any query.
-        for name in ("holder_agency", "category", "channel"):
+        for name in ("holder_agency", "category", "channel", "assignee"):
             raw = data.get(name) if hasattr(data, "get") else None
             if isinstance(raw, str) and raw.isascii() and raw.isdigit() and int(raw) > MAX_ID:
                 raise serializers.ValidationError({name: [_("无效的编号。")]})
         return super().to_internal_value(data)
 
 
-def _duty_clocks() -> QuerySet[Clock]:
-    return Clock.objects.filter(
-        case_id=OuterRef("pk"), status=ClockStatus.RUNNING, kind=ClockKind.DUTY.value
-    )
-
-
-def working_day_horizon(today: dt.date, n: int, calendar: Calendar) -> dt.date:
-    """The n-th working day after `today` (today itself for n = 0)."""
-    day, counted = today, 0
-    while counted < n:
-        day += dt.timedelta(days=1)
-        if calendar.day(day).is_workday:
-            counted += 1
-    return day
-
-
 def apply_case_filters(
     qs: QuerySet[Case],
     params: dict[str, Any],
     *,
+    user: Any,
     now: dt.datetime,
     today: dt.date,
     calendar_factory: Any,
 ) -> QuerySet[Case]:
-    if "kind" in params:
-        qs = qs.filter(kind=params["kind"])
-    if "state" in params:
-        qs = qs.filter(state=params["state"])
-    if "holder_agency" in params:
-        qs = qs.filter(holder_agency=params["holder_agency"])
-    if "category" in params:
-        qs = qs.filter(category=params["category"])
-    if "channel" in params:
-        qs = qs.filter(channel=params["channel"])
-    if "overdue" in params:
-        overdue = Exists(_duty_clocks().filter(due_at__lt=now))
-        qs = qs.filter(overdue) if params["overdue"] else qs.exclude(overdue)
+    """The validated query string as the domain's filters and search (`cases.selectors`, the
+    same as the web lists')."""
+
+    def pk(name: str) -> int | None:
+        value = params.get(name)
+        return value.pk if value is not None else None
+
+    due_by = None
     if "due_within" in params:
-        horizon = working_day_horizon(today, params["due_within"], calendar_factory())
-        qs = qs.filter(Exists(_duty_clocks().filter(due_at__gte=now, due__lte=horizon)))
-    q = (params.get("q") or "").strip()
-    if q:
-        qs = qs.filter(Q(number__icontains=q) | Q(title__icontains=q))
+        due_by = working_day_horizon(today, params["due_within"], calendar_factory())
+    filters = CaseFilters(
+        kind=params.get("kind", ""),
+        state=params.get("state", ""),
+        category_id=pk("category"),
+        channel_id=pk("channel"),
+        holder_agency_id=pk("holder_agency"),
+        assignee_id=pk("assignee"),
+        registered_from=params.get("registered_from"),
+        registered_to=params.get("registered_to"),
+        overdue=params.get("overdue"),
+        due_by=due_by,
+    )
+    qs = case_filter(qs, filters, now=now)
+    terms = parse_search(params.get("q") or "")
+    if terms is not None:
+        qs = qs.filter(case_search_q(user, terms))
     return qs

@@ -221,6 +221,7 @@ class CaseListView(ApiView):
         qs = apply_case_filters(
             cases_visible_to(request.user),
             filters.validated_data,
+            user=request.user,
             now=now,
             today=today,
             calendar_factory=current_calendar,

@@ -308,6 +308,9 @@ class Case(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["kind", "state"], name="case_kind_state_idx"),
             # Statistics filter by registration date range.
             models.Index(fields=["registered_at"], name="case_registered_at_idx"),
+            # The search box: a case number's sequence alone (第12号). The title and summary
+            # are searched through `search_grams` (migration 0010, PostgreSQL only).
+            models.Index(fields=["sequence"], name="case_sequence_idx"),
             # Open cases, most urgent first: the order of the case lists (web.selectors,
             # `next_due_at ASC NULLS LAST`; ASC sorts NULLs last in a PostgreSQL index, and
             # SQLite takes no NULLS LAST in an index definition).

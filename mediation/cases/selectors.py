@@ -20,15 +20,27 @@ accused agency and every agency under it, on every path (`identity_hidden_from`,
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Exists,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.utils.translation import gettext as _
 
 from mediation.accounts.models import User
@@ -48,9 +60,12 @@ from mediation.cases.models import (
     Referral,
     ReferralStatus,
 )
+from mediation.core import clock as core_clock
 from mediation.core.errors import NotFound
+from mediation.deadlines import policy
 from mediation.deadlines.models import Clock, ClockStatus
-from mediation.parties import idnumbers
+from mediation.parties import crypto, idnumbers
+from mediation.parties.models import Party
 from mediation.parties.selectors import party_find_by_id_number, party_find_by_phone
 
 LIVE_CLOCK = (ClockStatus.RUNNING, ClockStatus.PAUSED)
@@ -78,9 +93,15 @@ class _AnyOfSubquery(Func):
         super().__init__(column, Subquery(subquery))
 
 
+def uses_postgresql_indexes() -> bool:
+    """Whether the queries here take PostgreSQL's own forms (`= ANY(ARRAY(…))`, the bigram
+    index); elsewhere (the SQLite demo) the portable forms, with the same answers."""
+    return connection.vendor == "postgresql"
+
+
 def _case_ids_in(subquery: QuerySet, outer: str = "case_id") -> Q:
     """`pk IN (subquery of case ids)`, written so each side is an index scan."""
-    if connection.vendor == "postgresql":
+    if uses_postgresql_indexes():
         # `id = ANY(ARRAY(SELECT case_id …))` is an index condition (the array is computed
         # once, as an InitPlan), so PostgreSQL ORs index scans. An EXISTS is only a filter,
         # and an OR with it reads the whole case table (0.5 s at a million cases).
@@ -541,6 +562,214 @@ def ack_clocks_by_case(case_ids: Iterable[int]) -> dict[int, list[Clock]]:
 # Lists ------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CaseFilters:
+    """The filters of the case lists (web and API alike). Empty values filter nothing."""
+
+    kind: str = ""
+    state: str = ""
+    category_id: int | None = None
+    channel_id: int | None = None
+    holder_agency_id: int | None = None
+    assignee_id: int | None = None
+    registered_from: dt.date | None = None
+    registered_to: dt.date | None = None
+    overdue: bool | None = None  # True: a running duty clock is overdue; False: none is
+    due_by: dt.date | None = None  # a running duty clock, not overdue, due on or before
+
+
+def _duty_clocks() -> QuerySet[Clock]:
+    return Clock.objects.filter(
+        case_id=OuterRef("pk"), status=ClockStatus.RUNNING, kind=policy.ClockKind.DUTY.value
+    )
+
+
+def case_filter(qs: QuerySet[Case], f: CaseFilters, *, now: dt.datetime) -> QuerySet[Case]:
+    """Apply `f` to a queryset of cases (already limited to what the user may see)."""
+    if f.kind:
+        qs = qs.filter(kind=f.kind)
+    if f.state:
+        qs = qs.filter(state=f.state)
+    if f.category_id is not None:
+        qs = qs.filter(category_id=f.category_id)
+    if f.channel_id is not None:
+        qs = qs.filter(channel_id=f.channel_id)
+    if f.holder_agency_id is not None:
+        qs = qs.filter(holder_agency_id=f.holder_agency_id)
+    if f.assignee_id is not None:
+        qs = qs.filter(assignee_id=f.assignee_id)
+    if f.registered_from is not None:
+        qs = qs.filter(registered_at__gte=day_start(f.registered_from))
+    if f.registered_to is not None:
+        qs = qs.filter(registered_at__lt=day_start(f.registered_to + dt.timedelta(days=1)))
+    if f.overdue is not None:
+        overdue = Exists(_duty_clocks().filter(due_at__lt=now))
+        qs = qs.filter(overdue) if f.overdue else qs.exclude(overdue)
+    if f.due_by is not None:
+        qs = qs.filter(Exists(_duty_clocks().filter(due_at__gte=now, due__lte=f.due_by)))
+    return qs
+
+
+def working_day_horizon(today: dt.date, n: int, calendar: policy.Calendar) -> dt.date:
+    """The n-th working day after `today` (today itself for n = 0)."""
+    day, counted = today, 0
+    while counted < n:
+        day += dt.timedelta(days=1)
+        if calendar.day(day).is_workday:
+            counted += 1
+    return day
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    """00:00 Asia/Shanghai of `day` (registration dates are local dates)."""
+    return dt.datetime.combine(day, dt.time.min, tzinfo=policy.SHANGHAI)
+
+
+# The search box ---------------------------------------------------------------------------------
+
+# Case numbers read (2026)将官池人调字第0001号; the sequence alone may be typed as 12, 0012,
+# 第12号 or 12号.
+_RE_SEQUENCE = re.compile(r"第?0*([0-9]{1,7})号?")
+# Words of the title and summary shorter than this are not looked up by index (one character
+# has no bigram); they still match, by a scan.
+MIN_INDEXED_WORD = 2
+
+
+@dataclass(frozen=True)
+class SearchTerms:
+    """What one search box entry can mean. `kind` names the look-up used (for the benchmark
+    and the page's hint): number, sequence, id_number, phone or text."""
+
+    text: str
+    kind: str
+    sequence: int | None = None
+    id_hash: str = ""
+    phone_hash: str = ""
+
+
+def parse_search(q: str) -> SearchTerms | None:
+    """Classify a search box entry; None when it is empty.
+
+    An 18- (or 15-) digit string with a valid check code is an ID number, looked up through
+    its keyed hash (never by decrypting); a mainland mobile or landline number is a phone,
+    looked up through its keyed hash; digits alone (or 第N号) are a case's sequence number;
+    anything else is a case number, a party's name (exact or prefix) or words of the title and
+    summary."""
+    text = unicodedata.normalize("NFKC", q or "").strip()
+    if not text:
+        return None
+    compact = re.sub(r"[\s\-]", "", text)
+    try:
+        number = idnumbers.validate_id_number(compact)
+    except idnumbers.InvalidIdNumber:
+        number = ""
+    if number:
+        return SearchTerms(
+            text=text,
+            kind="id_number",
+            id_hash=crypto.lookup_hash(idnumbers.upgrade_to_18(number)),
+        )
+    if compact.lstrip("+").isdigit() and len(compact) >= 10:
+        try:
+            phone = idnumbers.normalise_phone(compact)
+        except ValueError:
+            phone = ""
+        if phone:
+            return SearchTerms(text=text, kind="phone", phone_hash=crypto.phone_hash(phone))
+    m = _RE_SEQUENCE.fullmatch(compact)
+    if m:
+        return SearchTerms(text=text, kind="sequence", sequence=int(m.group(1)))
+    if "字第" in text:
+        return SearchTerms(text=text, kind="number")
+    return SearchTerms(text=text, kind="text")
+
+
+def _bigrams(text: str) -> list[str]:
+    """The distinct character bigrams of `text`, lower-cased, whitespace removed: what the
+    `mediation_grams()` function of migration cases/0010 indexes (of the number, title and
+    summary; the two must agree)."""
+    s = re.sub(r"\s+", "", text).lower()
+    return sorted({s[i : i + 2] for i in range(len(s) - 1)})
+
+
+class _GramsContain(Func):
+    """`cases_case.search_grams @> ARRAY[...]` (PostgreSQL; column and GIN index of
+    migration cases/0010, not a model field)."""
+
+    template = "%(table)s.search_grams @> %(expressions)s::text[]"
+    output_field = BooleanField()
+
+    def __init__(self, grams: list[str]) -> None:
+        super().__init__(Value(grams))
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        table = compiler.quote_name_unless_alias(compiler.query.get_initial_alias())
+        return super().as_sql(compiler, connection, table=table, **extra)
+
+
+def _party_case_ids(parties: QuerySet, protected: Q | None) -> QuerySet[CaseParty]:
+    """Case ids of these parties. In a case whose petitioner is hidden from the viewer
+    (检举控告 against their agency) only the respondent counts: the accuser is never found."""
+    links = CaseParty.objects.filter(party_id__in=parties.values("pk"))
+    if protected is not None:
+        links = links.filter(
+            Q(role=CasePartyRole.RESPONDENT)
+            | ~Q(case_id__in=Case.objects.filter(protected).values("pk"))
+        )
+    return links
+
+
+def case_search_q(user: User, terms: SearchTerms) -> Q:
+    """The condition "matches the search box" for `user`.
+
+    PostgreSQL answers each kind by an index: the case number's unique index, an index on the
+    sequence, the parties' ID-number and phone digests (btree), the parties' names (btree with
+    the pattern operator class: exact or prefix), and part of the number, the title and the
+    summary by a GIN index of their character bigrams (`search_grams`, the "words" of Chinese text, which has no spaces),
+    each bigram hit rechecked by ILIKE so the answer is exactly "contains". SQLite gives the
+    same answers by scanning.
+
+    检举控告: where the viewer may not know the petitioner, a match on a party other than the
+    respondent, or on the summary (which may name the petitioner), does not count; the
+    title never names the petitioner (registration refuses it) and still counts.
+    """
+    scope = user_scope(user)
+    superuser = user.is_authenticated and user.is_superuser
+    protected = (
+        None
+        if superuser or scope.empty
+        else Q(involves_accusation=True, accused_agency_id__in=scope.above)
+    )
+    if terms.kind == "id_number":
+        parties = Party.objects.filter(id_number_hash=terms.id_hash)
+        return _case_ids_in(_party_case_ids(parties, protected))
+    if terms.kind == "phone":
+        parties = Party.objects.filter(phone_hash=terms.phone_hash)
+        return _case_ids_in(_party_case_ids(parties, protected))
+    if terms.kind == "sequence":
+        return Q(sequence=terms.sequence)
+    text = terms.text
+    grams = _bigrams(text)
+    indexed = uses_postgresql_indexes() and bool(grams)
+    number = Q(number=text) | (
+        Q(_GramsContain(grams)) & Q(number__icontains=text)
+        if indexed
+        else Q(number__icontains=text)
+    )
+    if terms.kind == "number":
+        return number
+    names = Party.objects.filter(name__startswith=text)
+    match = number | _case_ids_in(_party_case_ids(names, protected))
+    words = Q(title__icontains=text)
+    summary = Q(description__icontains=text)
+    if protected is not None:
+        summary &= ~protected
+    words |= summary
+    if indexed:
+        words = Q(_GramsContain(grams)) & words
+    return match | words
+
+
 def case_list_for(
     user: User,
     *,
@@ -548,8 +777,11 @@ def case_list_for(
     kind: str = "",
     include_closed: bool = False,
     q: str = "",
+    filters: CaseFilters | None = None,
+    now: dt.datetime | None = None,
 ) -> QuerySet[Case]:
-    """My cases (assignee = me) or every case I may see, most urgent first.
+    """My cases (assignee = me) or every case I may see, most urgent first; with `q`, the
+    cases that match the search box (`parse_search`, `case_search_q`), closed ones included.
 
     Ordering by the earliest running duty clock's `due_at` (`Case.next_due_at`, stored by the
     services; with `case_open_urgency_idx` a list of open cases is an ordered index scan)
@@ -559,13 +791,15 @@ def case_list_for(
     qs = cases_visible_to(user)
     if scope == "mine":
         qs = qs.filter(assignee=user)
-    if not include_closed:
+    terms = parse_search(q)
+    if not include_closed and terms is None:
         qs = qs.filter(closed_at__isnull=True)
     if kind in CaseKind.values:
         qs = qs.filter(kind=kind)
-    q = q.strip()
-    if q:
-        qs = qs.filter(Q(number__icontains=q) | Q(title__icontains=q))
+    if filters is not None:
+        qs = case_filter(qs, filters, now=now or core_clock.now())
+    if terms is not None:
+        qs = qs.filter(case_search_q(user, terms))
     return qs.select_related("holder_agency", "assignee", "category").order_by(
         F("next_due_at").asc(nulls_last=True), "-registered_at", "-pk"
     )

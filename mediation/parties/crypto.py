@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["InvalidToken", "decrypt", "encrypt", "lookup_hash", "rotate"]
+__all__ = ["InvalidToken", "decrypt", "encrypt", "lookup_hash", "phone_hash", "rotate"]
 
 
 @functools.lru_cache(maxsize=8)
@@ -52,3 +52,14 @@ def lookup_hash(normalised_id: str) -> str:
     if not key:
         raise ImproperlyConfigured("ID_HASH_KEY is empty")
     return hmac.new(key.encode("utf-8"), normalised_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def phone_hash(normalised_phone: str) -> str:
+    """HMAC-SHA256 (hex) of a normalised phone number, for look-ups (search, the duplicate
+    warning) that never compare phone numbers in clear.
+
+    Keyed with ``ID_HASH_KEY`` under its own domain prefix, so a phone's digest can never
+    equal an ID number's (a 15-digit legacy ID and a landline cannot collide). As with the ID
+    hash, changing the key means recomputing every stored digest (migration
+    ``parties/0005_phone_hash`` shows how)."""
+    return lookup_hash("phone:" + normalised_phone)

@@ -14,7 +14,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from mediation.core import clock
-from mediation.parties import idnumbers
+from mediation.parties import crypto, idnumbers
 
 
 class PartyKind(models.TextChoices):
@@ -34,7 +34,13 @@ class Party(models.Model):
     )
     # Derived from the ID number; blank when there is none.
     gender = models.CharField(_("性别"), max_length=8, choices=Gender.choices, blank=True)
-    phone = models.CharField(_("联系电话"), max_length=32, blank=True, db_index=True)
+    # In clear: staff call the parties (the case page's tel: link), SMS notices go to it and
+    # the 检举控告 redaction needs the string to replace. Look-ups never use it: they go
+    # through `phone_hash` (DOMAIN.md §5), so the column carries no index.
+    phone = models.CharField(_("联系电话"), max_length=32, blank=True)
+    phone_hash = models.CharField(
+        _("联系电话（检索摘要）"), max_length=64, blank=True, db_index=True, editable=False
+    )
     address = models.CharField(_("住址"), max_length=255, blank=True)
     id_number_encrypted = models.TextField(_("身份证号（密文）"), blank=True, editable=False)
     id_number_hash = models.CharField(
@@ -53,9 +59,25 @@ class Party(models.Model):
         verbose_name = _("当事人")
         verbose_name_plural = _("当事人")
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The search box: a party's name, exact or as a prefix (`LIKE '张三%'`); the
+            # pattern operator class makes a prefix LIKE an index range scan whatever the
+            # database collation (PostgreSQL; other databases ignore the opclass).
+            models.Index(
+                fields=["name"], name="party_name_prefix_idx", opclasses=["varchar_pattern_ops"]
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        # The look-up digest always follows the number, whoever changes it.
+        self.phone_hash = crypto.phone_hash(self.phone) if self.phone else ""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "phone" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "phone_hash"}
+        super().save(*args, **kwargs)
 
     @property
     def has_id_number(self) -> bool:

@@ -21,11 +21,12 @@ def party_find_by_id_number(*, id_number: str) -> QuerySet[Party]:
 
 
 def party_find_by_phone(*, phone: str) -> QuerySet[Party]:
-    """Parties with this phone number, compared after normalisation (spaces, +86 dropped)."""
+    """Parties with this phone number, compared after normalisation (spaces, +86 dropped),
+    through the keyed digest (`Party.phone_hash`), never the clear column."""
     try:
         normalised = idnumbers.normalise_phone(phone)
     except ValueError:
         return Party.objects.none()
     if not normalised:
         return Party.objects.none()
-    return Party.objects.filter(phone=normalised)
+    return Party.objects.filter(phone_hash=crypto.phone_hash(normalised))

@@ -250,3 +250,68 @@ class StatsFilterForm(forms.Form):
 
 class PhoneRevealForm(forms.Form):
     purpose = forms.CharField(label=_("查看用途"), max_length=200)
+
+
+DUE_CHOICES = [
+    ("", _("全部")),
+    ("overdue", _("已超期（红牌）")),
+    ("soon", _("3 个工作日内到期（黄牌）")),
+]
+
+
+class CaseSearchForm(forms.Form):
+    """The search box and filters of the case lists. Invalid values are shown as errors and
+    ignored (the list is never a 500 nor silently unfiltered by something else)."""
+
+    q = forms.CharField(label=_("搜索"), max_length=100, required=False)
+    kind = forms.ChoiceField(label=_("类别"), required=False)
+    state = forms.ChoiceField(label=_("状态"), required=False)
+    category = forms.ModelChoiceField(
+        label=_("类型"), queryset=Category.objects.none(), required=False
+    )
+    channel = forms.ModelChoiceField(
+        label=_("来源渠道"), queryset=Channel.objects.none(), required=False
+    )
+    holder_agency = forms.ModelChoiceField(
+        label=_("承办机构"), queryset=Agency.objects.none(), required=False
+    )
+    assignee = forms.ModelChoiceField(label=_("承办人"), queryset=None, required=False)
+    registered_from = forms.DateField(label=_("登记日期起"), widget=DATE_INPUT, required=False)
+    registered_to = forms.DateField(label=_("登记日期止"), widget=DATE_INPUT, required=False)
+    due = forms.ChoiceField(label=_("期限"), choices=DUE_CHOICES, required=False)
+    closed = forms.BooleanField(label=_("含已结案"), required=False)
+
+    def __init__(self, *args: Any, agency_ids: frozenset[int], agency_id: int | None, **kw: Any):
+        from mediation.accounts.models import User
+        from mediation.cases.models import DisputeState, PetitionState
+
+        super().__init__(*args, **kw)
+        self.fields["kind"].choices = [("", _("全部")), *CaseKind.choices]
+        states: dict[str, str] = {}
+        for value, label in [*DisputeState.choices, *PetitionState.choices]:
+            states.setdefault(value, str(label))
+        self.fields["state"].choices = [("", _("全部")), *sorted(states.items())]
+        self.fields["category"].queryset = Category.objects.filter(is_active=True)
+        self.fields["channel"].queryset = Channel.objects.filter(is_active=True)
+        # Within the user's scope only (a supervisor: every agency below theirs).
+        self.fields["holder_agency"].queryset = Agency.objects.filter(pk__in=agency_ids).order_by(
+            "level", "name"
+        )
+        self.fields["assignee"].queryset = User.objects.filter(
+            agency_id=agency_id, is_active=True
+        ).order_by("username")
+        for name in ("q",):
+            self.fields[name].widget.attrs.update(
+                {"type": "search", "placeholder": _("案号、当事人姓名、身份证号、电话或标题文字")}
+            )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        lo, hi = data.get("registered_from"), data.get("registered_to")
+        for name in ("registered_from", "registered_to"):
+            day = data.get(name)
+            if day is not None and not 1990 <= day.year <= 2199:
+                self.add_error(name, _("日期超出有效范围。"))
+        if lo and hi and lo > hi:
+            self.add_error("registered_to", _("结束日期不能早于开始日期。"))
+        return data

@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from mediation.accounts.models import Role, User
+from mediation.agencies import selectors as agency_selectors
 from mediation.cases import selectors as case_selectors
 from mediation.cases import services, workflow
 from mediation.cases.clocks import MANUALLY_PAUSABLE
@@ -28,7 +29,7 @@ from mediation.core.ids import parse_id
 from mediation.escalation import selectors as esc_selectors
 from mediation.parties.services import REVEAL_PERMISSION, party_reveal_id_number
 from mediation.web import documents, engine, selectors
-from mediation.web.forms import DATE_INPUT, RevealForm
+from mediation.web.forms import DATE_INPUT, CaseSearchForm, RevealForm
 from mediation.web.views.common import (
     RequestClock,
     paginate,
@@ -52,11 +53,41 @@ def case_list(request: HttpRequest, scope: str) -> HttpResponse:
     if scope not in SCOPES:
         raise Http404
     rc = RequestClock()
-    kind = request.GET.get("kind", "")
-    include_closed = request.GET.get("closed") == "1"
-    q = request.GET.get("q", "")[:100]
+    user_scope = agency_selectors.user_scope(request.user)
+    form = CaseSearchForm(
+        request.GET or None,
+        agency_ids=frozenset() if user_scope.empty else user_scope.below,
+        agency_id=request.user.agency_id,
+    )
+    data: dict[str, Any] = {}
+    if form.is_bound:
+        form.is_valid()
+        data = {k: v for k, v in form.cleaned_data.items() if k not in form.errors}
+    due = data.get("due") or ""
+    filters = case_selectors.CaseFilters(
+        state=data.get("state") or "",
+        category_id=data["category"].pk if data.get("category") else None,
+        channel_id=data["channel"].pk if data.get("channel") else None,
+        holder_agency_id=data["holder_agency"].pk if data.get("holder_agency") else None,
+        assignee_id=data["assignee"].pk if data.get("assignee") else None,
+        registered_from=data.get("registered_from"),
+        registered_to=data.get("registered_to"),
+        overdue=True if due == "overdue" else None,
+        due_by=(
+            case_selectors.working_day_horizon(rc.today, selectors.SOON_WORKING_DAYS, rc.calendar)
+            if due == "soon"
+            else None
+        ),
+    )
+    q = data.get("q") or ""
     qs = case_selectors.case_list_for(
-        request.user, scope=scope, kind=kind, include_closed=include_closed, q=q
+        request.user,
+        scope=scope,
+        kind=data.get("kind") or "",
+        include_closed=bool(data.get("closed")),
+        q=q,
+        filters=filters,
+        now=rc.now,
     )
     page = paginate(request, qs)
     rows = selectors.decorate_cases(list(page.object_list), now=rc.now, calendar=rc.calendar)
@@ -68,11 +99,10 @@ def case_list(request: HttpRequest, scope: str) -> HttpResponse:
             "nav": scope,
             "page": page,
             "rows": rows,
-            "kind": kind,
-            "include_closed": include_closed,
+            "form": form,
             "q": q,
+            "searching": bool(q.strip()),
             "querystring": query_without_page(request),
-            "kinds": CaseKind.choices,
             "can_register": request.user.role in workflow.INTAKE
             and request.user.agency_id is not None,
             "rule_label": rule_label,
