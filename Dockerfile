@@ -12,13 +12,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Every dependency ships a manylinux wheel (psycopg[binary] bundles libpq): no compiler needed.
+# Debian packages the application loads at run time: pango and harfbuzz (WeasyPrint, the
+# dossier PDF), a CJK font for it, libmagic (the content sniffing of uploads).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-wqy-zenhei libmagic1 \
+    && rm -rf /var/lib/apt/lists/*
+
+# Every Python dependency ships a wheel (psycopg[binary] bundles libpq): no compiler needed.
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
 RUN useradd --system --uid 10001 --no-create-home --home-dir /app mediation \
-    && mkdir -p /var/lib/mediation \
-    && chown mediation:mediation /var/lib/mediation
+    && mkdir -p /var/lib/mediation/media \
+    && chown -R mediation:mediation /var/lib/mediation
 
 # Only what the processes run; tests, docs and local state stay out of the image.
 COPY manage.py pyproject.toml ./

@@ -897,3 +897,36 @@ class NotificationMarkReadResultSerializer(serializers.Serializer):
 
 class UnreadCountSerializer(serializers.Serializer):
     unread = serializers.IntegerField()
+
+
+# The case file (卷宗) -------------------------------------------------------------------------
+
+
+class AttachmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    doc_type = serializers.CharField()
+    doc_type_label = serializers.CharField(source="get_doc_type_display")
+    description = serializers.CharField()
+    original_name = serializers.CharField(help_text="上传时的文件名（仅供显示）")
+    content_type = serializers.CharField(help_text="按文件内容识别的类型")
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    uploaded_by = serializers.CharField(source="uploaded_by.__str__")
+    uploaded_at = serializers.DateTimeField()
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
+
+
+class SessionRecordSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="session.pk")
+    started_at = serializers.DateTimeField(source="session.started_at")
+    place = serializers.CharField(source="session.place")
+    mediators = serializers.CharField(source="session.mediators")
+    parties_present = serializers.ListField(child=serializers.CharField())
+    others_present = serializers.CharField()
+    content = serializers.CharField()
+    recorded_at = serializers.DateTimeField(source="session.recorded_at")
+
+
+class CaseActionRequestSerializer(serializers.Serializer):
+    """Documentation only: the action's own fields (see GET transitions/), as JSON, or as
+    multipart/form-data for an upload (field `file`)."""

@@ -55,6 +55,18 @@ urlpatterns = [
         name="case-transition",
     ),
     path("cases/<int:pk>/events/", views.CaseEventsView.as_view(), name="case-events"),
+    path("cases/<int:pk>/actions/<slug:name>/", views.CaseActionView.as_view(), name="case-action"),
+    path(
+        "cases/<int:pk>/attachments/",
+        views.CaseAttachmentsView.as_view(),
+        name="case-attachments",
+    ),
+    path(
+        "cases/<int:pk>/attachments/<int:attachment_id>/download/",
+        views.AttachmentDownloadView.as_view(),
+        name="case-attachment-download",
+    ),
+    path("cases/<int:pk>/sessions/", views.CaseSessionsView.as_view(), name="case-sessions"),
     path("cases/<int:pk>/clocks/", views.CaseClocksView.as_view(), name="case-clocks"),
     path(
         "cases/<int:pk>/refer-to-mediation/",

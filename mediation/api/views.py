@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import DatabaseError
 from django.db.models import Prefetch, QuerySet
+from django.http import FileResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -24,6 +25,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import generics, serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,10 +33,13 @@ from rest_framework.views import APIView
 from mediation.agencies.models import Agency
 from mediation.api import auth_views
 from mediation.api.filters import CaseFilterSerializer, apply_case_filters
+from mediation.api.parsers import StrictJSONParser
 from mediation.api.serializers import (
     MAX_ID,
     PLAUSIBLE_YEARS,
     AgencySerializer,
+    AttachmentSerializer,
+    CaseActionRequestSerializer,
     CaseDetailSerializer,
     CaseListSerializer,
     CategorySerializer,
@@ -59,12 +64,16 @@ from mediation.api.serializers import (
     ReferToMediationSerializer,
     RevealRequestSerializer,
     RevealResponseSerializer,
+    SessionRecordSerializer,
     StepInputSerializer,
     TransitionRequestSerializer,
     TransitionsSerializer,
     UnreadCountSerializer,
     describe_step_field,
 )
+from mediation.casefiles import content
+from mediation.casefiles.selectors import attachment_get_for, attachments_for, sessions_for
+from mediation.casefiles.services import file_access_log
 from mediation.cases import workflow
 from mediation.cases.labels import state_label, transition_label
 from mediation.cases.models import (
@@ -86,6 +95,7 @@ from mediation.cases.selectors import (
     protected_texts,
 )
 from mediation.cases.services import (
+    case_service_action,
     case_transition,
     dispute_register,
     petition_receive,
@@ -802,3 +812,118 @@ class NotificationMarkReadView(ApiView):
             )
         unread = notification_unread_count(user=request.user)
         return Response({"marked": marked, "unread": unread})
+
+
+# The case file (卷宗) -------------------------------------------------------------------------
+
+ACTION_NAMES = sorted({a.name for a in workflow.actions() if not a.transition and a.states})
+
+
+class CaseActionView(ApiView):
+    """A service action of the workflow table that keeps the state: upload_attachment
+    (multipart, field `file`), withdraw_attachment, record_session, follow_up_visit,
+    register_oral_agreement."""
+
+    parser_classes = (StrictJSONParser, MultiPartParser, FormParser)
+    serializer_class = CaseActionRequestSerializer
+
+    @extend_schema(
+        operation_id="cases_actions_create",
+        summary="卷宗操作：上传/撤回材料、调解记录、回访、口头协议登记",
+        parameters=[
+            CASE_ID,
+            OpenApiParameter(
+                "name", str, OpenApiParameter.PATH, enum=ACTION_NAMES, description="操作名"
+            ),
+        ],
+        request={
+            "application/json": OpenApiTypes.OBJECT,
+            "multipart/form-data": OpenApiTypes.OBJECT,
+        },
+        responses={201: CaseDetailSerializer, **errors(400, 401, 403, 404, 409)},
+    )
+    def post(self, request: Request, pk: int, name: str) -> Response:
+        case = _visible_case(request, pk)
+        act = workflow.action(case.kind, name)
+        if act is None or act.transition or act.states is None:
+            raise NotFound(_("未知的操作：%(name)s") % {"name": name})
+        if not hasattr(request.data, "getlist") and not isinstance(request.data, dict):
+            raise InvalidInput(_("请求体须为对象。"))
+        data = {
+            k: v
+            for k, v in (request.data.items() if hasattr(request.data, "items") else [])
+            if k != "file" and isinstance(v, str | int | bool | list)
+        }
+        if hasattr(request.data, "getlist") and "parties_present" in request.data:
+            data["parties_present"] = request.data.getlist("parties_present")
+        now, _today = _now()
+        updated = case_service_action(
+            case_id=case.pk,
+            name=name,
+            actor=request.user,
+            now=now,
+            data=data,
+            files=request.FILES,
+        )
+        return Response(_detail(request, updated.pk, now), status=status.HTTP_201_CREATED)
+
+
+class CaseAttachmentsView(ApiView):
+    serializer_class = AttachmentSerializer
+
+    @extend_schema(
+        operation_id="cases_attachments_list",
+        summary="卷宗材料（按本人查看权限）",
+        parameters=[CASE_ID],
+        responses={200: AttachmentSerializer(many=True), **errors(400, 401, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        case = _visible_case(request, pk)
+        rows = attachments_for(request.user, case)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(AttachmentSerializer(page, many=True).data)
+
+
+class AttachmentDownloadView(ApiView):
+    @extend_schema(
+        operation_id="cases_attachments_download",
+        summary="下载卷宗材料（记录下载人和时间）",
+        parameters=[
+            CASE_ID,
+            OpenApiParameter("attachment_id", int, OpenApiParameter.PATH, description="材料 id"),
+        ],
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            **errors(401, 404),
+        },
+    )
+    def get(self, request: Request, pk: int, attachment_id: int) -> Any:
+        case = _visible_case(request, pk)
+        row = attachment_get_for(request.user, case, _check_id(attachment_id))
+        if row is None:
+            raise NotFound(_("材料不存在或您无权查看。"))
+        now, _today = _now()
+        handle = content.open_stored(row.stored_name)
+        file_access_log(user=request.user, case=case, now=now, attachment=row)
+        response = FileResponse(
+            handle, as_attachment=True, filename=row.original_name, content_type=row.content_type
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class CaseSessionsView(ApiView):
+    serializer_class = SessionRecordSerializer
+
+    @extend_schema(
+        operation_id="cases_sessions_list",
+        summary="调解记录",
+        parameters=[CASE_ID],
+        responses={200: SessionRecordSerializer(many=True), **errors(400, 401, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        case = _visible_case(request, pk)
+        rows = sessions_for(request.user, case)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(SessionRecordSerializer(page, many=True).data)

@@ -15,6 +15,7 @@ import functools
 
 from django.utils.translation import gettext_lazy as _
 
+from mediation.casefiles.models import DocumentType, EscalationRisk, Performance
 from mediation.cases.models import (
     STATE_LABELS,
     AgreementForm,
@@ -189,9 +190,27 @@ DATA_LABELS = {
     "to_assignee": _("新承办人"),
     "old_due": _("原到期日"),
     "new_due": _("新到期日"),
+    "doc_type": _("材料类型"),
+    "file_name": _("文件名"),
+    "session_at": _("调解时间"),
+    "place": _("调解地点"),
+    "mediators": _("调解员"),
+    "performance": _("履行情况"),
+    "risk": _("激化风险"),
 }
 # Ids of other rows: shown through the timeline's own look-ups or not at all.
-HIDDEN_DATA_KEYS = {"referral", "agreement", "opinion", "clocks", "escalation_id", "clock_id"}
+HIDDEN_DATA_KEYS = {
+    "referral",
+    "agreement",
+    "opinion",
+    "clocks",
+    "escalation_id",
+    "clock_id",
+    "attachment",
+    "session",
+    "visit",
+    "oral_record",
+}
 AGENCY_KEYS = {"to_agency", "from_agency", "court"}
 USER_KEYS = {"assignee", "approver", "from_assignee", "to_assignee"}
 CASE_KEYS = {"spawned_from", "dispute"}
@@ -225,4 +244,7 @@ CHOICE_LABELS: dict[str, dict[str, object]] = {
     "procedure": dict(DIVERT_PROCEDURES),
     "basis": dict(NOT_ACCEPT_BASES),
     "satisfaction": SATISFACTION,
+    "doc_type": dict(DocumentType.choices),
+    "performance": dict(Performance.choices),
+    "risk": dict(EscalationRisk.choices),
 }

@@ -1082,6 +1082,12 @@ class EventKind(models.TextChoices):
     ESCALATION_NOTE = "escalation_note", _("下达督办意见")
     ESCALATION_RESOLVE = "escalation_resolve", _("督办办结")
     HOLIDAY_RECOMPUTE = "holiday_recompute", _("节假日调整")
+    # The case file (卷宗): service actions of the workflow table, same names.
+    UPLOAD_ATTACHMENT = "upload_attachment", _("上传卷宗材料")
+    WITHDRAW_ATTACHMENT = "withdraw_attachment", _("撤回卷宗材料")
+    RECORD_SESSION = "record_session", _("调解记录")
+    FOLLOW_UP_VISIT = "follow_up_visit", _("回访")
+    REGISTER_ORAL_AGREEMENT = "register_oral_agreement", _("口头协议登记")
 
 
 class ImmutableQuerySet(models.QuerySet["CaseEvent"]):

@@ -344,7 +344,28 @@ def case_actions_for(user: User, case: Case) -> list[workflow.Action]:
     refer = workflow.action(case.kind, "refer_to_mediation")
     if refer is not None and petition_may_refer(case) and workflow.may_act(user, case, refer.name):
         out.append(refer)
+    for act in workflow.service_actions(case.kind):
+        if (
+            act.states is not None
+            and case.state in act.states
+            and service_action_offered(case, act.name)
+            and workflow.may_act(user, case, act.name)
+        ):
+            out.append(act)
     return out
+
+
+def service_action_offered(case: Case, name: str) -> bool:
+    """Whether a case-file action has something to act on (besides state and permission)."""
+    from mediation.casefiles.models import Attachment
+
+    if name == "withdraw_attachment":
+        return Attachment.objects.filter(case_id=case.pk, withdrawn_at__isnull=True).exists()
+    if name == "register_oral_agreement":
+        return Agreement.objects.filter(
+            case_id=case.pk, form=AgreementForm.ORAL, oral_record__isnull=True
+        ).exists()
+    return True
 
 
 # 访调对接: from a petition in handling, once (信访工作条例 Art 33).
@@ -425,6 +446,12 @@ def _format_value(
         return categories.get(value, str(value))
     if key == "rule":
         return labels.rule_label(str(value))
+    if key == "session_at":
+        try:
+            at = dt.datetime.fromisoformat(str(value)).astimezone(policy.SHANGHAI)
+        except ValueError:
+            return str(value)
+        return at.strftime("%Y-%m-%d %H:%M")
     if key == "parties" and isinstance(value, list):
         return _("%(n)d 人") % {"n": len(value)}
     if key == "reason" and transition == "close":
@@ -725,9 +752,9 @@ def case_search_q(user: User, terms: SearchTerms) -> Q:
     PostgreSQL answers each kind by an index: the case number's unique index, an index on the
     sequence, the parties' ID-number and phone digests (btree), the parties' names (btree with
     the pattern operator class: exact or prefix), and part of the number, the title and the
-    summary by a GIN index of their character bigrams (`search_grams`, the "words" of Chinese text, which has no spaces),
-    each bigram hit rechecked by ILIKE so the answer is exactly "contains". SQLite gives the
-    same answers by scanning.
+    summary by a GIN index of their character bigrams (`search_grams`: Chinese text has no
+    spaces, so bigrams stand for its words), each bigram hit rechecked by ILIKE so the answer
+    is exactly "contains". SQLite gives the same answers by scanning.
 
     检举控告: where the viewer may not know the petitioner, a match on a party other than the
     respondent, or on the summary (which may name the petitioner), does not count; the

@@ -7,6 +7,7 @@ refused action writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -736,3 +737,89 @@ def petition_refer_to_mediation(
         assert act is not None
         notices.notify_after_step(case=dispute, act=act, actor=actor, now=now, referral=referral)
         return dispute
+
+
+# The case file (卷宗): service actions of the workflow table that keep the state -------------
+
+
+def case_service_action(
+    *,
+    case_id: int,
+    name: str,
+    actor: User,
+    now: dt.datetime,
+    data: dict[str, Any] | None = None,
+    files: Any = None,
+) -> Case:
+    """Take a service action of the workflow table (`Action.transition` False, `states` set:
+    upload or withdraw an attachment, record a mediation session, a follow-up visit, an oral
+    agreement) on behalf of `actor`.
+
+    In one transaction: lock the case row, check the action is offered in the case's state and
+    that the actor may take it (the workflow table), validate its form (an upload: real
+    content type and size), write its rows (and the file, under a system-chosen name), bump
+    the version and append the event (an `EventKind` of the same name). Raises InvalidInput,
+    Conflict or PermissionDenied, writing nothing (a file already stored is removed again).
+    """
+    from mediation.casefiles import content
+
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            case = _lock(case_id)
+            act = workflow.action(case.kind, name)
+            if act is None or act.transition or act.states is None:
+                raise InvalidInput(_("未知的操作：%(name)s") % {"name": name})
+            label = _transition_label(case.kind, name)
+            if case.state not in act.states:
+                raise Conflict(
+                    _("案件当前状态为「%(state)s」，不能执行「%(action)s」。")
+                    % {"state": case.state_label, "action": label},
+                    code="transition_not_allowed",
+                )
+            refused = workflow.refusal(actor, case, name)
+            if refused is not None:
+                raise PermissionDenied(
+                    _("您无权对本案执行「%(action)s」。") % {"action": label} + refused
+                )
+            today = local_date(now)
+            form = act.step.form_class(
+                data=data or {}, files=files, case=case, actor=actor, today=today
+            )
+            if not form.is_valid():
+                raise InvalidInput(
+                    _("提交的信息有误。"),
+                    details={k: [str(m) for m in v] for k, v in form.errors.items()},
+                )
+            ctx = StepContext(
+                case=case,
+                actor=actor,
+                now=now,
+                today=today,
+                cleaned=form.cleaned_data,
+                from_holder=case.holder_agency_id,
+                form=form,
+                stored_files=stored,
+            )
+            step_data = act.step.record(ctx)
+            case.version += 1
+            case.save(update_fields=["version", "updated_at"])
+            record_event(
+                case=case,
+                actor=actor,
+                transition=EventKind(name),
+                from_state=case.state,
+                to_state=case.state,
+                now=now,
+                note=form.cleaned_data.get("note", ""),
+                data=step_data,
+            )
+            if act.notify:
+                notices.notify_after_step(case=case, act=act, actor=actor, now=now)
+            return case
+    except BaseException:
+        # The row that named the file was rolled back: remove the orphaned bytes.
+        for name_ in stored:
+            with contextlib.suppress(Exception):  # the failure being raised matters more
+                content.storage().delete(name_)
+        raise

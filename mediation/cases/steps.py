@@ -52,6 +52,10 @@ class StepContext:
     from_holder: int | None = None
     # The referral the step opened (交办, 转送), for the hand-off notice.
     opened: Referral | None = None
+    # The validated step form (a case-file action reads what its form checked).
+    form: Any = None
+    # Files a case-file action wrote to storage (removed again if the transaction fails).
+    stored_files: list[str] = field(default_factory=list)
 
 
 # Forms -------------------------------------------------------------------------------------
@@ -738,9 +742,26 @@ class RemediateStep(ReasonStep):
 
 
 class FollowUpStep(Step):
+    """回访结案: the final follow-up visit (DOMAIN.md §3.3), kept beside the interim ones."""
+
     form_class = FollowUpForm
 
     def record(self, ctx: StepContext) -> dict[str, Any]:
+        from mediation.casefiles.models import FollowUpVisit, Performance
+
+        FollowUpVisit.objects.create(
+            case=ctx.case,
+            visited_on=ctx.cleaned["visited_on"],
+            agreement=Agreement.objects.filter(case_id=ctx.case.pk)
+            .order_by("-recorded_at")
+            .first(),
+            reason=str(_("结案回访")),
+            performance=Performance.PERFORMED,
+            satisfaction=ctx.cleaned["satisfaction"],
+            final=True,
+            visitor=ctx.actor,
+            recorded_at=ctx.now,
+        )
         return _data(ctx, "visited_on", "performed", "satisfaction")
 
 
@@ -905,3 +926,273 @@ class ReferToMediationStep(Step):
     """访调对接: the service (`petition_refer_to_mediation`) opens the dispute; the form is this."""
 
     form_class = ReferToMediationForm
+
+
+# The case file's actions (卷宗, issue 13): service actions that keep the state --------------
+
+
+class UploadAttachmentForm(StepForm):
+    """证据材料, 身份证明, 履行凭证… : a file of the case file, checked by its real content
+    type and size (`casefiles.content.check`), stored under a name the system chooses."""
+
+    file = forms.FileField(label=_("文件"), allow_empty_file=False, max_length=1000)
+    doc_type = forms.ChoiceField(label=_("材料类型"), choices=())
+    description = forms.CharField(label=_("说明"), max_length=500, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from mediation.casefiles.models import DocumentType
+
+        super().__init__(*args, **kwargs)
+        self.fields["doc_type"].choices = DocumentType.choices
+        self.fields.pop("note")
+
+    def clean_file(self) -> Any:
+        from mediation.casefiles import content
+
+        upload = self.cleaned_data.get("file")
+        if upload is None:
+            return upload
+        try:
+            self.checked = content.check(upload, size=upload.size)
+        except content.Refused as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return upload
+
+
+class WithdrawAttachmentForm(StepForm):
+    attachment = forms.ModelChoiceField(label=_("材料"), queryset=None)
+    reason = forms.CharField(label=_("撤回理由"), max_length=500)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from mediation.casefiles.models import Attachment
+
+        super().__init__(*args, **kwargs)
+        self.fields["attachment"].queryset = Attachment.objects.filter(
+            case_id=self.case.pk, withdrawn_at__isnull=True
+        )
+        self.fields.pop("note")
+
+
+class SessionForm(StepForm):
+    """调解记录 / 笔录 (人民调解法 Art 27): when, where, who mediated, who was there, what was
+    said and agreed."""
+
+    started_at = forms.DateTimeField(
+        label=_("调解时间"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+    )
+    place = forms.CharField(label=_("调解地点"), max_length=200)
+    mediators = forms.CharField(label=_("调解员"), max_length=300)
+    parties_present = forms.ModelMultipleChoiceField(
+        label=_("到场当事人"), queryset=None, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    others_present = forms.CharField(label=_("其他在场人员"), max_length=500, required=False)
+    content = forms.CharField(label=_("调解记录内容"), widget=forms.Textarea, max_length=20000)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from mediation.cases.models import CaseParty
+
+        super().__init__(*args, **kwargs)
+        self.fields.pop("note")
+        self.fields["parties_present"].queryset = CaseParty.objects.filter(
+            case_id=self.case.pk
+        ).select_related("party")
+        self.fields["parties_present"].label_from_instance = lambda cp: (
+            f"{cp.get_role_display()} {cp.party.name}"
+        )
+        names = self.case.assignee.display_name if self.case.assignee_id else ""
+        self.fields["mediators"].initial = names or (str(self.actor) if self.actor else "")
+
+    def clean_started_at(self) -> dt.datetime:
+        value = self.cleaned_data["started_at"]
+        if not (self.EARLIEST.year <= value.year <= self.LATEST.year):
+            raise forms.ValidationError(_("日期超出有效范围。"))
+        return value
+
+
+class FollowUpVisitForm(StepForm):
+    """回访记录 (DOMAIN.md §3.3): an interim visit while the agreement is performed."""
+
+    visited_on = forms.DateField(label=_("回访日期"), required=False)
+    visited_party = forms.ModelChoiceField(label=_("被回访人"), queryset=None, required=False)
+    agreement = forms.ModelChoiceField(label=_("调解协议"), queryset=None, required=False)
+    reason = forms.CharField(label=_("回访事由"), max_length=500)
+    performance = forms.ChoiceField(label=_("履行情况"), choices=())
+    satisfaction = forms.ChoiceField(label=_("当事人满意度"), choices=())
+    lawsuit = forms.BooleanField(label=_("当事人已起诉"), required=False)
+    risk = forms.ChoiceField(label=_("有无激化风险"), choices=())
+    measures = forms.CharField(
+        label=_("采取的措施"), widget=forms.Textarea, max_length=5000, required=False
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from mediation.casefiles.models import EscalationRisk, Performance, Satisfaction
+        from mediation.cases.models import CaseParty
+
+        super().__init__(*args, **kwargs)
+        self.fields.pop("note")
+        self.fields["visited_party"].queryset = CaseParty.objects.filter(
+            case_id=self.case.pk
+        ).select_related("party")
+        self.fields["visited_party"].label_from_instance = lambda cp: (
+            f"{cp.get_role_display()} {cp.party.name}"
+        )
+        self.fields["agreement"].queryset = Agreement.objects.filter(case_id=self.case.pk)
+        self.fields["agreement"].label_from_instance = lambda a: (
+            f"{a.get_form_display()} {a.effective_on:%Y-%m-%d}"
+        )
+        self.fields["performance"].choices = Performance.choices
+        self.fields["satisfaction"].choices = Satisfaction.choices
+        self.fields["risk"].choices = EscalationRisk.choices
+
+    def clean_visited_on(self) -> dt.date:
+        return self.clean_not_future("visited_on") or self.today
+
+
+class OralAgreementForm(StepForm):
+    """口头协议登记表 (人民调解法 Art 28): the content of an oral agreement as recorded by the
+    mediator, confirmed by the parties."""
+
+    agreement = forms.ModelChoiceField(label=_("口头协议"), queryset=None)
+    facts = forms.CharField(label=_("纠纷简要情况"), widget=forms.Textarea, max_length=5000)
+    content = forms.CharField(label=_("协议内容"), widget=forms.Textarea, max_length=20000)
+    performance = forms.CharField(label=_("履行方式和期限"), max_length=500, required=False)
+    parties_confirmed = forms.BooleanField(
+        label=_("已向当事人宣读，当事人确认无误"),
+        error_messages={"required": _("口头协议须经当事人确认后登记。")},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields.pop("note")
+        oral = Agreement.objects.filter(
+            case_id=self.case.pk, form=AgreementForm.ORAL, oral_record__isnull=True
+        )
+        self.fields["agreement"].queryset = oral
+        self.fields["agreement"].label_from_instance = lambda a: (
+            f"{a.get_form_display()} {a.effective_on:%Y-%m-%d}"
+        )
+        first = oral.first()
+        if first is not None:
+            self.fields["agreement"].initial = first.pk
+            self.fields["content"].initial = first.text
+        self.fields["facts"].initial = self.case.description
+
+
+class UploadAttachmentStep(Step):
+    form_class = UploadAttachmentForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        from mediation.casefiles import content
+        from mediation.casefiles.models import Attachment
+
+        upload = ctx.cleaned["file"]
+        checked = ctx.form.checked
+        stored = content.store(upload, case_id=ctx.case.pk, content_type=checked.content_type)
+        ctx.stored_files.append(stored)
+        row = Attachment.objects.create(
+            case=ctx.case,
+            doc_type=ctx.cleaned["doc_type"],
+            description=ctx.cleaned.get("description", ""),
+            original_name=content.display_name(upload.name),
+            stored_name=stored,
+            content_type=checked.content_type,
+            size=checked.size,
+            sha256=checked.sha256,
+            pages=checked.pages,
+            uploaded_by=ctx.actor,
+            uploaded_by_agency_id=ctx.actor.agency_id,
+            uploaded_at=ctx.now,
+        )
+        return {"attachment": row.pk, "doc_type": row.doc_type, "file_name": row.original_name}
+
+
+class WithdrawAttachmentStep(Step):
+    form_class = WithdrawAttachmentForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        row = ctx.cleaned["attachment"]
+        row.withdrawn_at = ctx.now
+        row.withdrawn_by = ctx.actor
+        row.withdraw_reason = ctx.cleaned["reason"]
+        row.save(update_fields=["withdrawn_at", "withdrawn_by", "withdraw_reason"])
+        return {
+            "attachment": row.pk,
+            "doc_type": row.doc_type,
+            "file_name": row.original_name,
+            "reason": row.withdraw_reason,
+        }
+
+
+class SessionStep(Step):
+    form_class = SessionForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        from mediation.casefiles.models import MediationSession
+
+        c = ctx.cleaned
+        row = MediationSession.objects.create(
+            case=ctx.case,
+            started_at=c["started_at"],
+            place=c["place"],
+            mediators=c["mediators"],
+            others_present=c.get("others_present", ""),
+            content=c["content"],
+            recorded_by=ctx.actor,
+            recorded_at=ctx.now,
+        )
+        row.parties_present.set(c.get("parties_present") or [])
+        return {
+            "session": row.pk,
+            "session_at": row.started_at.isoformat(),
+            "place": row.place,
+            "mediators": row.mediators,
+        }
+
+
+class FollowUpVisitStep(Step):
+    form_class = FollowUpVisitForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        from mediation.casefiles.models import FollowUpVisit
+
+        c = ctx.cleaned
+        row = FollowUpVisit.objects.create(
+            case=ctx.case,
+            visited_on=c["visited_on"],
+            visited_party=c.get("visited_party"),
+            agreement=c.get("agreement"),
+            reason=c["reason"],
+            performance=c["performance"],
+            satisfaction=c["satisfaction"],
+            lawsuit=bool(c.get("lawsuit")),
+            risk=c["risk"],
+            measures=c.get("measures", ""),
+            visitor=ctx.actor,
+            recorded_at=ctx.now,
+        )
+        return {
+            "visit": row.pk,
+            **_data(ctx, "visited_on", "performance", "satisfaction", "risk"),
+        }
+
+
+class OralAgreementStep(Step):
+    form_class = OralAgreementForm
+
+    def record(self, ctx: StepContext) -> dict[str, Any]:
+        from mediation.casefiles.models import OralAgreementRecord
+
+        c = ctx.cleaned
+        row = OralAgreementRecord.objects.create(
+            case=ctx.case,
+            agreement=c["agreement"],
+            facts=c["facts"],
+            content=c["content"],
+            performance=c.get("performance", ""),
+            parties_confirmed=True,
+            registered_by=ctx.actor,
+            registered_at=ctx.now,
+        )
+        return {"oral_record": row.pk, "agreement": row.agreement_id}

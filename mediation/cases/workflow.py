@@ -41,7 +41,14 @@ from mediation.agencies.selectors import (
     reviewers_of,
     user_scope,
 )
-from mediation.cases.models import Case, CaseKind, Dispute, Petition
+from mediation.cases.models import (
+    Case,
+    CaseKind,
+    Dispute,
+    DisputeState,
+    Petition,
+    PetitionState,
+)
 
 if TYPE_CHECKING:
     from mediation.cases.steps import Step
@@ -104,13 +111,32 @@ class Action:
     step: Step
     notify: frozenset[Audience] = frozenset()
     public: bool = False
-    # False for service actions that keep the state (访调对接, clock pauses).
+    # False for service actions that keep the state (访调对接, clock pauses, the case file).
     transition: bool = True
+    # Service actions offered on the case page and in the API's action list: the states in
+    # which they are (None: not offered there; 访调对接 and the clock pauses have their own).
+    states: frozenset[str] | None = None
 
 
 # The table -----------------------------------------------------------------------------------
 
 FEEDBACK = frozenset({Audience.REFERRERS})
+
+# When the case-file records are taken: sessions while mediating (a petition: while handled,
+# Art 33 mediation and hearings), follow-up visits while the agreement is performed (Art 31
+# 监督履行), the oral-agreement register once an oral agreement was reached (Art 28).
+SESSION_STATES = {
+    CaseKind.DISPUTE: frozenset(
+        {"accepted", "mediating", "extended", "suspended", "agreement_reached"}
+    ),
+    CaseKind.PETITION: frozenset({"handling", "extended", "under_review", "under_rereview"}),
+}
+FOLLOW_UP_STATES = frozenset(
+    {"agreement_reached", "confirmation_pending", "performance_monitoring"}
+)
+ORAL_AGREEMENT_STATES = frozenset(
+    {"agreement_reached", "performance_monitoring", "closed_resolved"}
+)
 
 
 @functools.cache
@@ -208,6 +234,70 @@ def _table() -> dict[tuple[str, str], Action]:
         Action(P, "pause_clock", HANDLERS, H, s.Step(), transition=False),
         Action(P, "resume_clock", HANDLERS, H, s.Step(), transition=False),
     ]
+    # The case file (卷宗, 人民调解法 Art 27): every staff role of the holder's side adds and
+    # withdraws material, in any state (the file is completed after closing, 立卷归档);
+    # mediators record sessions, follow-up visits and oral agreements.
+    for kind in (D, P):
+        everyone = frozenset(INTAKE | ROUTERS | MEDIATORS | HANDLERS)
+        states = frozenset(DisputeState.values if kind == D else PetitionState.values)
+        rows += [
+            Action(
+                kind,
+                "upload_attachment",
+                everyone,
+                H,
+                s.UploadAttachmentStep(),
+                transition=False,
+                states=states,
+            ),
+            Action(
+                kind,
+                "withdraw_attachment",
+                everyone,
+                H,
+                s.WithdrawAttachmentStep(),
+                transition=False,
+                states=states,
+            ),
+        ]
+    rows += [
+        Action(
+            D,
+            "record_session",
+            MEDIATORS,
+            H,
+            s.SessionStep(),
+            transition=False,
+            states=SESSION_STATES[D],
+        ),
+        Action(
+            P,
+            "record_session",
+            HANDLERS | MEDIATORS,
+            H,
+            s.SessionStep(),
+            transition=False,
+            states=SESSION_STATES[P],
+        ),
+        Action(
+            D,
+            "follow_up_visit",
+            MEDIATORS,
+            H,
+            s.FollowUpVisitStep(),
+            transition=False,
+            states=FOLLOW_UP_STATES,
+        ),
+        Action(
+            D,
+            "register_oral_agreement",
+            MEDIATORS,
+            H,
+            s.OralAgreementStep(),
+            transition=False,
+            states=ORAL_AGREEMENT_STATES,
+        ),
+    ]
     return {(str(a.kind), a.name): a for a in rows}
 
 
@@ -217,6 +307,11 @@ def action(kind: str, name: str) -> Action | None:
 
 def actions(kind: str | None = None) -> list[Action]:
     return [a for a in _table().values() if kind is None or a.kind == kind]
+
+
+def service_actions(kind: str) -> list[Action]:
+    """The service actions offered on the case page and in the API (`Action.states`)."""
+    return [a for a in actions(kind) if not a.transition and a.states is not None]
 
 
 def transition_names(kind: str) -> list[str]:

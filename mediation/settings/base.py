@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "mediation.parties",
     "mediation.deadlines",
     "mediation.cases",
+    "mediation.casefiles",
     # REST API (mediation/api); an app only for its message catalog (mediation/api/locale).
     "rest_framework",
     # API tokens: hashed, expiring, revocable (mediation/api/authentication.py).
@@ -156,6 +157,47 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# The case file's attachments (mediation/casefiles): Django's storage API. FILE_STORAGE=local
+# (default: MEDIA_ROOT on this machine's disk, for the embedded demo) or s3 (any S3-compatible
+# object store through django-storages; docs/DEPLOY.md). Files are never served from a public
+# URL: only the download view, which applies the case access rule, reads them.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
+MEDIA_URL = None
+FILE_STORAGE = env.str("FILE_STORAGE", default="local")
+if FILE_STORAGE == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("S3_BUCKET"),
+            "endpoint_url": env.str("S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("S3_REGION", default="") or None,
+            "access_key": env.str("S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="") or None,
+            "addressing_style": env.str("S3_ADDRESSING_STYLE", default="path"),
+            "default_acl": None,  # private objects; the bucket needs no public policy
+            "querystring_auth": True,
+            "file_overwrite": False,
+            "location": env.str("S3_PREFIX", default=""),
+        },
+    }
+elif FILE_STORAGE == "local":
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": None},
+    }
+else:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("FILE_STORAGE must be 'local' or 's3'")
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Largest attachment accepted (bytes); the proxy in front must allow at least this much.
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=20 * 1024 * 1024)
+# The dossier PDF (卷宗): retention period printed on its cover (保管期限).
+DOSSIER_RETENTION = env.str("DOSSIER_RETENTION", default="长期")
+
 # Personal data (DOMAIN.md §5): ID numbers are encrypted at rest (Fernet, AES-128-CBC + HMAC)
 # and looked up by a keyed hash. Both keys come from the environment in production.
 FIELD_ENCRYPTION_KEYS = env.list(
@@ -264,7 +306,12 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # Celery gives this logger a plain handler of its own unless it already has one.
-    "loggers": {"celery.task": {"handlers": ["console"], "propagate": False}},
+    "loggers": {
+        "celery.task": {"handlers": ["console"], "propagate": False},
+        # The dossier's PDF renderer logs every layout step at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }
 # Celery workers and beat keep the handler above instead of replacing the root logger's.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

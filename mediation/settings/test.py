@@ -19,3 +19,15 @@ WHITENOISE_AUTOREFRESH = True
 # django-axes needs a request in authenticate(); the test client's login() passes none.
 # tests/integration/test_login_throttling.py turns it back on.
 AXES_ENABLED = False
+
+# Attachments go to a throwaway directory, never to var/media.
+import tempfile  # noqa: E402
+
+MEDIA_ROOT = tempfile.mkdtemp(prefix="mediation-test-media-")
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT, "base_url": None},
+    },
+}

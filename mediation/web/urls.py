@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from mediation.web.views import (
+    casefile,
     cases,
     documents,
     notifications,
@@ -56,6 +57,14 @@ urlpatterns = [
         documents.agreement,
         name="print_agreement",
     ),
+    path("cases/<int:pk>/file/<slug:name>/", casefile.case_file_act, name="case_file_act"),
+    path(
+        "cases/<int:pk>/attachments/<int:attachment_pk>/",
+        casefile.attachment_download,
+        name="attachment_download",
+    ),
+    path("cases/<int:pk>/print/<slug:slug>/", casefile.print_document, name="print_document"),
+    path("cases/<int:pk>/dossier.pdf", casefile.dossier_pdf, name="dossier"),
     path("referrals/", referrals.referral_inbox, name="referrals"),
     path("notifications/", notifications.inbox, name="notifications"),
     path("notifications/read/", notifications.mark_read, name="notifications_read"),

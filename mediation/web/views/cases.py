@@ -11,12 +11,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from mediation.accounts.models import Role, User
 from mediation.agencies import selectors as agency_selectors
+from mediation.casefiles.selectors import case_file_context
 from mediation.cases import selectors as case_selectors
 from mediation.cases import services, workflow
 from mediation.cases.clocks import MANUALLY_PAUSABLE
@@ -120,6 +122,11 @@ class Action:
     form: StepForm
     closes: bool
     is_open: bool = False
+    url: str = ""
+
+    @property
+    def multipart(self) -> bool:
+        return self.form.is_multipart()
 
 
 def _prepare_step_form(form: StepForm) -> StepForm:
@@ -133,12 +140,17 @@ def _prepare_step_form(form: StepForm) -> StepForm:
 
 
 def step_form(
-    case: Case, user: User, transition: str, rc: RequestClock, data: Any = None
+    case: Case, user: User, transition: str, rc: RequestClock, data: Any = None, files: Any = None
 ) -> StepForm:
     act = workflow.action(case.kind, transition)
     assert act is not None
     form = act.step.form_class(
-        data=data, case=case, actor=user, today=rc.today, auto_id=f"id_{transition}_%s"
+        data=data,
+        files=files,
+        case=case,
+        actor=user,
+        today=rc.today,
+        auto_id=f"id_{transition}_%s",
     )
     return _prepare_step_form(form)
 
@@ -165,6 +177,10 @@ def _actions(
                 form=form,
                 closes=act.transition and targets.get(act.name) in terminal,
                 is_open=is_open,
+                url=reverse(
+                    "web:case_act" if act.transition else "web:case_file_act",
+                    args=[case.pk, act.name],
+                ),
             )
         )
     return out
@@ -200,7 +216,13 @@ def case_page_context(
             for e in esc_selectors.escalation_list_for_case(case_id=case.pk)
         ]
     actions = _actions(detail, user, rc, bound)
+    file_context = case_file_context(user, case)
     return {
+        **file_context,
+        "documents": documents.documents_for(
+            case, hidden=detail.identity_hidden, access=detail.access
+        ),
+        "dossier_available": file_context["file_rights"].dossier,
         "case": case,
         "detail": detail,
         "access": detail.access,

@@ -8,7 +8,9 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
 from mediation.cases import selectors as case_selectors
-from mediation.cases.models import Agreement, AgreementForm, CaseKind
+from mediation.cases.models import Agreement, AgreementForm, CaseKind, CaseParty
+from mediation.core import clock
+from mediation.parties.services import REVEAL_PERMISSION, party_reveal_id_number
 from mediation.web import documents
 from mediation.web.documents import chinese_document
 from mediation.web.views.common import visible_case_or_404
@@ -49,6 +51,23 @@ def agreement(request: HttpRequest, pk: int, agreement_pk: int) -> HttpResponse:
     if row is None:
         raise Http404
     hidden = case_selectors.identity_hidden_from(request.user, case)
-    return render(
-        request, "web/docs/agreement.html", documents.agreement_document(case, row, hidden=hidden)
-    )
+    context = documents.agreement_document(case, row, hidden=hidden)
+    if request.GET.get("original") == "1":
+        # The original for signature shows full ID numbers (the parties sign it; the court
+        # needs it for 司法确认): only for a user who may reveal them, each one logged.
+        access = case_selectors.case_access(request.user, case)
+        if hidden or not access.may_reveal or not request.user.has_perm(REVEAL_PERMISSION):
+            raise Http404
+        now = clock.now()
+        full = {}
+        for cp in CaseParty.objects.filter(case=case).select_related("party"):
+            if cp.party.has_id_number:
+                full[cp.pk] = party_reveal_id_number(
+                    party_id=cp.party_id,
+                    viewer=request.user,
+                    purpose="打印人民调解协议书原件（当事人签名、司法确认）",
+                    context=f"case:{case.pk}:agreement:{row.pk}",
+                    now=now,
+                )
+        context = documents.agreement_document(case, row, hidden=False, full_ids=full)
+    return render(request, "web/docs/agreement.html", context)

@@ -82,7 +82,7 @@ def _found(user, q, **kw) -> list[int]:
     ],
 )
 def test_every_kind_of_entry_finds_the_case(world, q, kind):
-    _t, centre, first, second = world
+    _t, centre, first, _second = world
     q = {"ID": id_number(1), "NUMBER": first.number}.get(q, q)
 
     assert parse_search(q).kind == kind
@@ -144,7 +144,7 @@ def test_the_phone_and_id_hashes_never_collide():
 
 def test_the_portable_path_gives_the_same_answers(world, monkeypatch):
     """What the SQLite demo runs (no ANY(ARRAY), no bigram index), here against PostgreSQL."""
-    _t, centre, first, second = world
+    _t, centre, _first, second = world
     entries = ["张三", "宅基地", "界址", "排水沟", "工程", id_number(1), "13900000009", "第2号"]
     fast = {q: _found(centre, q) for q in entries}
 
