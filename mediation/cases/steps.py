@@ -80,6 +80,8 @@ class StepForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         for name, value in list(data.items()):
+            if isinstance(value, dt.datetime):
+                value = value.date()
             if isinstance(value, dt.date) and not (self.EARLIEST <= value <= self.LATEST):
                 self.add_error(
                     name,
