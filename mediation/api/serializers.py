@@ -508,7 +508,11 @@ class EventSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_data(self, event: CaseEvent) -> dict[str, Any]:
-        return event_data_for(event, hidden=bool(self.context.get("identity_hidden")))
+        return event_data_for(
+            event,
+            hidden=bool(self.context.get("identity_hidden")),
+            secrets=self.context.get("secrets", ()),
+        )
 
     def get_note(self, event: CaseEvent) -> str:
         return redact(event.note, self.context.get("secrets", ()))

@@ -538,12 +538,21 @@ def case_timeline(case: Case, *, secrets: Sequence[str] = ()) -> list[TimelineEn
     return out
 
 
-def event_data_for(event: CaseEvent, *, hidden: bool) -> dict[str, Any]:
+def event_data_for(
+    event: CaseEvent, *, hidden: bool, secrets: Sequence[str] | None = None
+) -> dict[str, Any]:
     """An event's raw data as a viewer may see it (API, admin): without the party ids when the
-    identity is hidden (they would let the accused match the petitioner across cases)."""
+    identity is hidden (they would let the accused match the petitioner across cases), and
+    with every text value redacted (a file name or a session's mediators may name the
+    petitioner). `secrets` default to the event's case's protected strings."""
     data = dict(event.data or {})
     if hidden:
         data.pop("parties", None)
+        if secrets is None:
+            secrets = protected_texts([event.case_id]).get(event.case_id, [])
+        for key, value in data.items():
+            if isinstance(value, str):
+                data[key] = redact(value, secrets)
     return data
 
 

@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from mediation.accounts.models import Role, User
+from mediation.casefiles.models import Attachment
 from mediation.cases.models import Case, CaseEvent, CasePartyRole, Category
 from mediation.cases.selectors import open_cases_for_party
-from mediation.cases.services import PartyInput, case_transition, petition_refer_to_mediation
+from mediation.cases.services import (
+    PartyInput,
+    case_service_action,
+    case_transition,
+    petition_refer_to_mediation,
+)
 from mediation.escalation.models import Escalation
 from mediation.escalation.sweeps import sweep_run
 from mediation.notifications.models import Notification
@@ -29,6 +36,7 @@ from mediation.web import stats
 from tests.factories.accounts import head_of, staff
 from tests.factories.agencies import township_tree
 from tests.factories.cases import id_number, receive_petition
+from tests.integration.casefile.conftest import png_bytes
 
 pytestmark = [
     pytest.mark.django_db,
@@ -88,6 +96,32 @@ def world(now):
     mediator = staff(t.committee, Role.MEDIATOR)
     case_transition(case_id=dispute.pk, transition="accept", actor=mediator, now=now)
     case_transition(case_id=dispute.pk, transition="start_mediation", actor=mediator, now=now)
+    # The case file: material whose name and description name the petitioner, and a session
+    # record that names them too, on both cases.
+    officer = staff(t.petition_office, Role.PETITION_OFFICER)
+    for case, actor in ((petition, officer), (dispute, mediator)):
+        case_service_action(
+            case_id=case.pk,
+            name="upload_attachment",
+            actor=actor,
+            now=now,
+            data={"doc_type": "evidence", "description": f"{NAME}提交的罚款收据"},
+            files={"file": SimpleUploadedFile(f"{NAME}收据.png", png_bytes())},
+        )
+        case_service_action(
+            case_id=case.pk,
+            name="record_session",
+            actor=actor,
+            now=now,
+            data={
+                "started_at": "2026-03-11T09:00",
+                "place": "调解室",
+                "mediators": "调解员甲",
+                "parties_present": [cp.pk for cp in case.case_parties.all()],
+                "others_present": f"{NAME}的家属",
+                "content": f"{NAME}（电话{PHONE}）陈述被罚款经过。",
+            },
+        )
     case_transition(
         case_id=dispute.pk,
         transition="record_agreement",
@@ -147,6 +181,8 @@ def urls_for(petition: Case, dispute: Case) -> list[str]:
         "/admin/escalation/escalation/",
         "/admin/notifications/notification/",
         "/admin/notifications/delivery/",
+        "/admin/casefiles/attachment/",
+        "/admin/casefiles/fileaccess/",
     ]
     for case in cases:
         out += [
@@ -156,6 +192,21 @@ def urls_for(petition: Case, dispute: Case) -> list[str]:
             f"/api/cases/{case.pk}/events/",
             f"/api/cases/{case.pk}/clocks/",
             f"/api/cases/{case.pk}/transitions/",
+            f"/api/cases/{case.pk}/attachments/",
+            f"/api/cases/{case.pk}/sessions/",
+            r("web:dossier", args=[case.pk]),
+            *(
+                r("web:print_document", args=[case.pk, slug])
+                for slug in ("application", "rights_notice", "session_record", "closing_report")
+            ),
+            *(
+                r("web:attachment_download", args=[case.pk, a.pk])
+                for a in Attachment.objects.filter(case=case)
+            ),
+            *(
+                f"/api/cases/{case.pk}/attachments/{a.pk}/download/"
+                for a in Attachment.objects.filter(case=case)
+            ),
             f"/admin/cases/{case.kind}/{case.pk}/change/",
             f"/admin/cases/caseevent/?case__id__exact={case.pk}",
         ]
