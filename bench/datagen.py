@@ -39,7 +39,13 @@ TOWNSHIPS = 20
 VILLAGES = 1_000
 OVERDUE = OVERDUE_TARGET
 PASSWORD = "bench-password-1"
-BIG_TABLES = ("cases_case", "deadlines_clock", "cases_caseevent")
+BIG_TABLES = (
+    "cases_case",
+    "deadlines_clock",
+    "cases_caseevent",
+    "parties_party",
+    "cases_caseparty",
+)
 APP_TABLES = (
     "notifications_delivery",
     "notifications_notification",
@@ -55,7 +61,15 @@ APP_TABLES = (
     "cases_extension",
     "cases_opinion",
     "cases_agreement",
+    "casefiles_fileaccess",
+    "casefiles_attachment",
+    "casefiles_mediationsession_parties_present",
+    "casefiles_mediationsession",
+    "casefiles_followupvisit",
+    "casefiles_oralagreementrecord",
     "cases_caseparty",
+    "parties_idnumberreveallog",
+    "parties_party",
     "cases_casenumbersequence",
     "cases_case",
     "cases_channel",
@@ -223,7 +237,12 @@ SELECT i, 'dispute',
        CASE WHEN i %% 10 < 4 THEN 'registered' ELSE 'mediating' END,
        CASE WHEN i %% 10 < 4 THEN 1 ELSE 5 END,
        CASE WHEN i %% 10 < 4 THEN reg ELSE reg + interval '2 days' END,
-       '批量测试纠纷' || i, '',
+       (ARRAY['宅基地界址','土地承包','婚姻家庭','赡养','邻里通行','债务','劳务欠薪',
+              '交通事故','物业服务','山林权属','征地补偿','消费','医疗','环境污染','合同',
+              '损害赔偿'])[1 + i %% 16] || '纠纷' || i,
+       '申请人反映' || (ARRAY['排水沟占地','围墙越界','树木遮挡','借款未还','工资拖欠',
+              '噪音扰民','漏水','牲畜损坏庄稼','分家析产','彩礼返还'])[1 + (i / 16) %% 10]
+           || '，事由编号' || (i %% 9973),
        (reg AT TIME ZONE 'Asia/Shanghai')::date, reg, 'low', 'people',
        CASE WHEN i %% 10 < 4 THEN NULL
             ELSE ((reg + interval '1 day') AT TIME ZONE 'Asia/Shanghai')::date END,
@@ -263,6 +282,35 @@ CROSS JOIN LATERAL (
                 ELSE %(today)s::date + 7 + (k.id %% 90)::int END AS due
 ) d
 WHERE k.id BETWEEN %(lo)s AND %(hi)s
+"""
+
+# Two parties per case (applicant 2i-1, respondent 2i): names from 100 surnames and 500 given
+# names, so a full name matches ~40 parties and a two-character prefix a few hundred; phones
+# 138/139 + the case id. The look-up digests are stand-ins (sha256 of the row id) except for the
+# parties `search_targets()` gives real keyed digests.
+_PARTIES_SQL = """
+INSERT INTO parties_party (id, name, kind, gender, phone, phone_hash, address,
+                           id_number_encrypted, id_number_hash, id_number_masked, birth_date,
+                           is_minor, created_at)
+SELECT p.id,
+       substr('王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤',
+              1 + (p.id %% 100)::int, 1)
+         || substr('建国秀英志强丽华文明玉兰海燕春梅永红德福桂芳小军国庆立新少华金凤',
+                   1 + ((p.id / 100) %% 20)::int, 1)
+         || substr('平安军伟勇杰涛斌超明刚磊洋鹏辉鑫宇浩凯健俊帅峰博轩然泽楠欣怡婷雪琳颖',
+                   1 + ((p.id / 2000) %% 25)::int, 1),
+       'person', '',
+       CASE WHEN p.id %% 2 = 1 THEN '138' ELSE '139' END || lpad(((p.id + 1) / 2)::text, 8, '0'),
+       encode(sha256(('phone' || p.id)::bytea), 'hex'),
+       '测试村', 'x', encode(sha256(('id' || p.id)::bytea), 'hex'), '110***********0000',
+       NULL, false, %(now)s
+FROM generate_series(2 * %(lo)s - 1, 2 * %(hi)s) AS p(id)
+"""
+
+_CASE_PARTIES_SQL = """
+INSERT INTO cases_caseparty (case_id, party_id, role)
+SELECT (p.id + 1) / 2, p.id, CASE WHEN p.id %% 2 = 1 THEN 'applicant' ELSE 'respondent' END
+FROM generate_series(2 * %(lo)s - 1, 2 * %(hi)s) AS p(id)
 """
 
 _STOPPED_CLOCKS_SQL = """
@@ -339,6 +387,9 @@ def generate(*, scale: str, now: dt.datetime | None = None) -> dict[str, Any]:
             cur.execute("SELECT setval(pg_get_serial_sequence('cases_case', 'id'), %s)", [n])
             step("stopped_clocks", _STOPPED_CLOCKS_SQL, {})
             step("events", _EVENTS_SQL, {})
+            step("parties", _PARTIES_SQL, {"now": now})
+            step("case_parties", _CASE_PARTIES_SQL, {})
+            cur.execute("SELECT setval(pg_get_serial_sequence('parties_party', 'id'), %s)", [2 * n])
         finally:
             # Rebuilt even when the load failed: a rerun must find the indexes to drop again.
             t0 = time.perf_counter()

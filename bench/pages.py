@@ -106,26 +106,53 @@ def measure(path: str, user_id: int, requests: int) -> dict[str, Any]:
     }
 
 
-def one_run(requests: int) -> dict[str, Any]:
+def one_run(
+    requests: int, searches: dict[str, str] | None = None, only_search: bool = False
+) -> dict[str, Any]:
+    from bench import search
+
     out: dict[str, Any] = {"load_before": loadavg()}
-    for page, path in PAGES.items():
-        for who, user_id in USERS.items():
-            out[f"{page}/{who}"] = measure(path, user_id, requests)
+    if not only_search:
+        for page, path in PAGES.items():
+            for who, user_id in USERS.items():
+                out[f"{page}/{who}"] = measure(path, user_id, requests)
+    if searches:
+        out.update(search.run(measure, searches, requests))
     out["load_after"] = loadavg()
     return out
 
 
-def run(*, scale: str, runs: int, requests: int = 20) -> dict[str, Any]:
+def run(*, scale: str, runs: int, requests: int = 20, only_search: bool = False) -> dict[str, Any]:
+    """Benchmark 4's pages, then the search box of issue 13 (`bench/search.py`); with
+    `only_search`, the search alone (no sweep, no statistics refresh)."""
+    from bench import search
+
+    searches = search.prepare()
+    log(f"pages: search entries {searches}")
+    if only_search:
+        rows = []
+        for i in range(runs):
+            row = {"run": i + 1, **one_run(requests, searches, only_search=True)}
+            log(
+                f"search run {i + 1}/{runs}: "
+                + json.dumps({k: v.get("p95_ms") for k, v in row.items() if isinstance(v, dict)})
+            )
+            rows.append(row)
+        return _summary(scale, runs, rows, {"searches": searches})
     prepared = prepare()
     log(f"pages: escalations {prepared}")
     rows = []
     for i in range(runs):
-        row = {"run": i + 1, **one_run(requests)}
+        row = {"run": i + 1, **one_run(requests, searches)}
         log(
             f"pages run {i + 1}/{runs}: "
             + json.dumps({k: v.get("p95_ms") for k, v in row.items() if isinstance(v, dict)})
         )
         rows.append(row)
+    return _summary(scale, runs, rows, {"escalations": prepared, "searches": searches})
+
+
+def _summary(scale: str, runs: int, rows: list[dict[str, Any]], extra: dict) -> dict[str, Any]:
     keys = [k for k, v in rows[0].items() if isinstance(v, dict)]
     summary: dict[str, Any] = {
         k: {
@@ -138,4 +165,4 @@ def run(*, scale: str, runs: int, requests: int = 20) -> dict[str, Any]:
     }
     summary["loads"] = [r["load_before"] for r in rows]
     log(f"pages {scale} medians of {runs}: {json.dumps(summary)}")
-    return {"scale": scale, "escalations": prepared, "runs": rows, "median": summary}
+    return {"scale": scale, **extra, "runs": rows, "median": summary}

@@ -4,7 +4,8 @@
     python -m bench.run sweep       --scale 1m --runs 3   # 1: escalation sweep
     python -m bench.run delivery    --scale 1m --runs 3   # 2: reminders through Celery
     python -m bench.run transitions --scale 1m --runs 3   # 3: transitions over HTTP
-    python -m bench.run pages       --scale 1m --runs 3   # 4: supervisor pages
+    python -m bench.run pages       --scale 1m --runs 3   # 4: supervisor pages, search box
+    python -m bench.run pages       --scale 1m --search-only   # the search box alone
     python -m bench.run all         --scale 1m --runs 3   # all of them (`make bench`)
 
 Every subcommand makes sure the bench database holds the requested scale first (datagen).
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="delivery: per run")
     parser.add_argument("--duration", type=float, default=20.0, help="transitions: seconds")
     parser.add_argument("--clients", type=int, default=16, help="transitions: concurrent clients")
+    parser.add_argument(
+        "--search-only", action="store_true", help="pages: only the search box (issue 13)"
+    )
     args = parser.parse_args(argv)
 
     from bench import datagen
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from bench import pages
 
-            result = pages.run(scale=args.scale, runs=args.runs)
+            result = pages.run(scale=args.scale, runs=args.runs, only_search=args.search_only)
         common.save(f"{name}-{args.scale}", result)
     return 0
 

@@ -116,6 +116,9 @@ class Action:
     # Service actions offered on the case page and in the API's action list: the states in
     # which they are (None: not offered there; 访调对接 and the clock pauses have their own).
     states: frozenset[str] | None = None
+    # Only for those who may take a step of the case now (or, once it is closed, its holder's
+    # staff: material is still filed, 立卷归档): uploading and withdrawing material.
+    follows_steps: bool = False
 
 
 # The table -----------------------------------------------------------------------------------
@@ -234,8 +237,9 @@ def _table() -> dict[tuple[str, str], Action]:
         Action(P, "pause_clock", HANDLERS, H, s.Step(), transition=False),
         Action(P, "resume_clock", HANDLERS, H, s.Step(), transition=False),
     ]
-    # The case file (卷宗, 人民调解法 Art 27): every staff role of the holder's side adds and
-    # withdraws material, in any state (the file is completed after closing, 立卷归档);
+    # The case file (卷宗, 人民调解法 Art 27): whoever of the holder's side may take a step of
+    # the case now adds and withdraws material, and after closing its staff still do (the file
+    # is completed then, 立卷归档);
     # mediators record sessions, follow-up visits and oral agreements.
     for kind in (D, P):
         everyone = frozenset(INTAKE | ROUTERS | MEDIATORS | HANDLERS)
@@ -249,6 +253,7 @@ def _table() -> dict[tuple[str, str], Action]:
                 s.UploadAttachmentStep(),
                 transition=False,
                 states=states,
+                follows_steps=True,
             ),
             Action(
                 kind,
@@ -258,6 +263,7 @@ def _table() -> dict[tuple[str, str], Action]:
                 s.WithdrawAttachmentStep(),
                 transition=False,
                 states=states,
+                follows_steps=True,
             ),
         ]
     rows += [
@@ -393,8 +399,22 @@ def _allowed(user: User, case: Case, act: Action) -> bool:
         return False
     if act.actor is Actor.HOLDER:
         # The holder's staff, or a supervisor over the holder.
-        return case.holder_agency_id in scope.below
-    return scope.agency_id in acting_agency_ids(case, act)
+        allowed = case.holder_agency_id in scope.below
+    else:
+        allowed = scope.agency_id in acting_agency_ids(case, act)
+    if allowed and act.follows_steps and not case.is_terminal:
+        allowed = _takes_a_step_now(user, case)
+    return allowed
+
+
+def _takes_a_step_now(user: User, case: Case) -> bool:
+    """Whether `user` may take some transition of the case in its current state."""
+    proxy = case.as_proxy()
+    for t in proxy.get_available_state_transitions():
+        a = action(case.kind, t.name)
+        if a is not None and a.transition and _allowed(user, case, a):
+            return True
+    return False
 
 
 def refusal(user: User, case: Case, name: str) -> str | None:

@@ -165,10 +165,14 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = None
 FILE_STORAGE = env.str("FILE_STORAGE", default="local")
 if FILE_STORAGE == "s3":
+    if not env.str("S3_BUCKET", default=""):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("FILE_STORAGE=s3 needs S3_BUCKET (docs/DEPLOY.md)")
     _default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": env.str("S3_BUCKET"),
+            "bucket_name": env.str("S3_BUCKET", default=""),
             "endpoint_url": env.str("S3_ENDPOINT_URL", default="") or None,
             "region_name": env.str("S3_REGION", default="") or None,
             "access_key": env.str("S3_ACCESS_KEY_ID", default="") or None,

@@ -318,13 +318,16 @@ def test_the_stack_has_its_services_with_restart_policies_and_health_checks(serv
         assert healthcheck_text(service), name
 
 
-def test_only_the_database_and_beat_keep_state_in_volumes(compose, services) -> None:
-    assert set(compose["volumes"]) == {"postgres-data", "beat-data"}
+def test_only_the_database_the_case_files_and_beat_keep_state_in_volumes(compose, services):
+    assert set(compose["volumes"]) == {"postgres-data", "beat-data", "media-data"}
     assert services["postgres"]["volumes"] == [
         "postgres-data:/var/lib/postgresql/data",
         "./deploy/postgres:/docker-entrypoint-initdb.d:ro",
     ]
     assert services["beat"]["volumes"] == ["beat-data:/var/lib/mediation"]
+    # The attachments with FILE_STORAGE=local, at the MEDIA_ROOT of .env.example.
+    assert services["web"]["volumes"] == ["media-data:/var/lib/mediation/media"]
+    assert read_env_file(REPO_ROOT / ".env.example")["MEDIA_ROOT"] == "/var/lib/mediation/media"
     assert "volumes" not in services["redis"]
 
 
