@@ -162,7 +162,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # object store through django-storages; docs/DEPLOY.md). Files are never served from a public
 # URL: only the download view, which applies the case access rule, reads them.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
-MEDIA_URL = None
+# No URL serves MEDIA_ROOT (no urlpattern, whitenoise serves static files only); the value
+# only has to be a path, which Django's test live server expects.
+MEDIA_URL = "/no-public-media/"
 FILE_STORAGE = env.str("FILE_STORAGE", default="local")
 if FILE_STORAGE == "s3":
     if not env.str("S3_BUCKET", default=""):
