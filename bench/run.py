@@ -6,6 +6,7 @@
     python -m bench.run transitions --scale 1m --runs 3   # 3: transitions over HTTP
     python -m bench.run pages       --scale 1m --runs 3   # 4: supervisor pages, search box
     python -m bench.run pages       --scale 1m --search-only   # the search box alone
+    python -m bench.run dossier     --scale 1m --runs 3   # a 40-page dossier PDF
     python -m bench.run all         --scale 1m --runs 3   # all of them (`make bench`)
 
 Every subcommand makes sure the bench database holds the requested scale first (datagen).
@@ -19,7 +20,7 @@ import sys
 
 from bench import common
 
-COMMANDS = ("datagen", "sweep", "delivery", "transitions", "pages", "all")
+COMMANDS = ("datagen", "sweep", "delivery", "transitions", "pages", "dossier", "all")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             result = transitions.run(
                 scale=args.scale, runs=args.runs, duration=args.duration, clients=args.clients
             )
+        elif name == "dossier":
+            from bench import dossier
+
+            result = dossier.run(scale=args.scale, runs=args.runs)
         else:
             from bench import pages
 

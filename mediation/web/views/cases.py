@@ -33,6 +33,7 @@ from mediation.parties.services import REVEAL_PERMISSION, party_reveal_id_number
 from mediation.web import documents, engine, selectors
 from mediation.web.forms import DATE_INPUT, CaseSearchForm, RevealForm
 from mediation.web.views.common import (
+    SEARCH_COUNT_CAP,
     RequestClock,
     paginate,
     query_without_page,
@@ -91,7 +92,7 @@ def case_list(request: HttpRequest, scope: str) -> HttpResponse:
         filters=filters,
         now=rc.now,
     )
-    page = paginate(request, qs)
+    page = paginate(request, qs, cap=SEARCH_COUNT_CAP if q.strip() else None)
     rows = selectors.decorate_cases(list(page.object_list), now=rc.now, calendar=rc.calendar)
     return render(
         request,

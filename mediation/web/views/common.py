@@ -72,8 +72,16 @@ class CappedPaginator(Paginator):
         return super().num_pages if not self.capped else ceil(self.cap / self.per_page)
 
 
-def paginate(request: HttpRequest, items: Any, per_page: int | None = None) -> Page:
+# Search results count at most this many (a search that finds more is refined, not paged).
+SEARCH_COUNT_CAP = 1_000
+
+
+def paginate(
+    request: HttpRequest, items: Any, per_page: int | None = None, cap: int | None = None
+) -> Page:
     paginator = CappedPaginator(items, per_page or PAGE_SIZE)
+    if cap is not None:
+        paginator.cap = cap
     return paginator.get_page(request.GET.get("page"))
 
 
