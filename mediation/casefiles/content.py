@@ -23,6 +23,8 @@ from django.core.files.base import File
 from django.core.files.storage import storages
 from django.utils.translation import gettext as _
 
+from mediation.core.text import has_visible_text
+
 # Sniffed type → (extension of the stored object, label).
 ALLOWED: dict[str, tuple[str, str]] = {
     "application/pdf": (".pdf", "PDF"),
@@ -137,6 +139,8 @@ def display_name(name: str) -> str:
         ch for ch in _CONTROL.sub("", text) if unicodedata.category(ch) not in ("Cf", "Cs", "Co")
     )
     text = text.strip().strip(".")
+    if not has_visible_text(text):
+        return _("未命名文件")
     if len(text) > 200:
         stem, dot, ext = text.rpartition(".")
         text = (stem[: 200 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else text[:200]
