@@ -75,7 +75,7 @@ def _openapi() -> dict[str, Any]:
 # a wrong password; ids that exist nowhere; a transition body, whose fields depend on the
 # step; dates that match YYYY-MM-DD but do not exist; "to_agency or to_user"; "ids or all";
 # a purpose or a name of spaces only; a repeat_of the user may not see; 访调对接 of a case
-# that is not a petition.
+# that is not a petition; a case-file action's body, whose fields depend on the action.
 CONFIG = """
 [[operations]]
 include-operation-id = [
@@ -83,7 +83,7 @@ include-operation-id = [
     "disputes_register", "petitions_receive", "escalations_reassign",
     "notifications_mark_read", "cases_parties_reveal", "cases_parties_reveal_phone",
     "escalations_approve_extension", "escalations_issue_note", "categories_list",
-    "cases_refer_to_mediation",
+    "cases_refer_to_mediation", "cases_actions_create",
 ]
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "400", "401", "403", "404", "409", "429",
