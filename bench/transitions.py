@@ -1,20 +1,28 @@
-"""Benchmark 3: case transitions over HTTP, and the web workers' memory (5).
+"""Benchmark 3: case transitions over HTTP against their floor, and the web workers' memory (5).
 
 Per run: gunicorn with the project's config (`deploy/gunicorn.conf.py`: sync workers,
 max_requests 2000, JSON access log with the duration) and WEB_CONCURRENCY=2, bound to
-127.0.0.1 on a free port. `clients` threads (`bench.loadgen`, one kept-alive connection
-each) then take fresh `registered` disputes (ids ≡ 2, 3 mod 10, never the overdue or
-delivery ones) and run two transitions on each through the API with the token of the
-village head (role supervisor, the case's holder):
+127.0.0.1 on a free port, serving the application plus the floor endpoint (`bench.settings`
+→ `bench.urls` → `bench.floor`). Two phases on that one server, in alternating order from run
+to run: `clients` threads (`bench.loadgen`, one kept-alive connection each) take fresh
+`registered` disputes (ids ≡ 2, 3 mod 10, never the overdue or delivery ones; every other one
+to each phase) and run two requests on each with the token of the village head (role
+supervisor, the case's holder):
 
-    POST /api/cases/{id}/transitions/triage/  {"risk_level": "low"}
-    POST /api/cases/{id}/transitions/assign/  {"to_agency": <the township's 综治中心>}
+    transitions: POST /api/cases/{id}/transitions/triage/  {"risk_level": "low"}
+                 POST /api/cases/{id}/transitions/assign/  {"to_agency": <the next village's
+                                                            mediation committee>}
+    floor:       POST /bench/floor/{id}/triage/  and  /bench/floor/{id}/assign/
 
-Each does its full work in `case_transition`: lock, permission, form, event, clock
-reconciliation (triage stops the triage clock, assign starts `dispute.assign_ack` and opens a
-referral) and reminder planning, then the API serialises the case detail. Cases are spread
-over the 1,000 villages, so 1,000 users share the load (the per-user throttle is 1,200/min).
-Peak RSS of the gunicorn workers is sampled (psutil, 5 Hz).
+A transition does its full work in `case_transition`: the visible case locked, permission,
+form, event, clock reconciliation (triage stops the triage clock, assign starts
+`dispute.assign_ack` and opens a referral), reminder planning, the case row with its next
+due time, the receiver's notice, then the list summary as the answer. The floor does the
+irreducible part of it in hand-written SQL (`bench.floor`). Each phase reports throughput,
+latencies and CPU per request (gunicorn's processes and the PostgreSQL backends); the ratios
+transitions/floor are the benchmark's result. Cases are spread over the 1,000 villages, so
+1,000 users share the load (the per-user throttle is 1,200/min). Peak RSS of the gunicorn
+workers is sampled (psutil, 5 Hz).
 """
 
 from __future__ import annotations
@@ -178,29 +186,31 @@ def _cases(limit: int) -> list[tuple[int, int, str]]:
         return list(cur.fetchall())
 
 
-def _jobs(cases: list[tuple[int, int, str]]) -> Iterator[list[loadgen.Request]]:
+def _jobs(cases: list[tuple[int, int, str]], *, floor: bool) -> Iterator[list[loadgen.Request]]:
     for case_id, village, token in cases:
         headers = {"Authorization": f"Token {token}"}
-        township_peace_office = 11 + 2 * (village // PER_TOWNSHIP)
+        # 交办 goes to a mediation committee (or judicial office) with staff: the next
+        # village committee of the same township (bench.datagen: villages 1000 + v).
+        township, rank = divmod(village, PER_TOWNSHIP)
+        neighbour = 1000 + township * PER_TOWNSHIP + (rank + 1) % PER_TOWNSHIP
+        base = f"/bench/floor/{case_id}" if floor else f"/api/cases/{case_id}/transitions"
         yield [
             loadgen.Request(
-                "POST",
-                f"/api/cases/{case_id}/transitions/triage/",
-                {"risk_level": "low"},
-                headers,
-                name="triage",
+                "POST", f"{base}/triage/", {"risk_level": "low"}, headers, name="triage"
             ),
             loadgen.Request(
                 "POST",
-                f"/api/cases/{case_id}/transitions/assign/",
-                {"to_agency": township_peace_office},
+                f"{base}/assign/",
+                {"to_agency": neighbour},
                 headers,
                 name="assign",
             ),
         ]
 
 
-_ACCESS = re.compile(r'"POST /api/cases/\d+/transitions/\w+/ HTTP/1\.1" (\d{3}) \S+ (\d+)ms')
+_ACCESS = re.compile(
+    r'"POST /(?:api/cases/\d+/transitions|bench/floor/\d+)/\w+/ HTTP/1\.1" (\d{3}) \S+ (\d+)ms'
+)
 
 
 def server_durations(log_path: Path) -> list[float]:
@@ -217,10 +227,66 @@ def server_durations(log_path: Path) -> list[float]:
     return out
 
 
-def one_run(*, clients: int, duration: float, workers: int = 2) -> dict[str, Any]:
+def _phase(
+    name: str,
+    *,
+    server: Proc,
+    port: int,
+    cases: list[tuple[int, int, str]],
+    clients: int,
+    duration: float,
+    log_path: Path,
+    workdir: Path,
+) -> dict[str, Any]:
+    load, pressure = loadavg(), cpu_pressure()
+    log_mark = log_path.stat().st_size
+    jobs = _jobs(cases, floor=name == "floor")
+    with RssSampler({"gunicorn": server}) as rss, CpuSampler(server) as cpu:
+        result = loadgen.run(port=port, jobs=jobs, clients=clients, duration=duration)
+    time.sleep(0.5)
+    text = log_path.read_bytes()[log_mark:].decode(errors="replace")
+    (workdir / f"access-{name}.log").write_text(text)
+    server_ms = server_durations(workdir / f"access-{name}.log")
+    result.update(
+        {
+            "load_before": load,
+            "cpu_pressure_avg10": pressure,
+            "load_after": loadavg(),
+            "requests_per_s": result["ok_per_s"],
+            "server_ms": {
+                "requests": len(server_ms),
+                "p50": loadgen.percentile(server_ms, 50),
+                "p95": loadgen.percentile(server_ms, 95),
+                "p99": loadgen.percentile(server_ms, 99),
+            },
+            "memory": rss.report(),
+            # Whole phase (warm-up included), per request sent (any status).
+            "cpu": cpu.report(
+                result["requests"] + result["warmup_requests"], result["client_cpu_s"]
+            ),
+        }
+    )
+    return result
+
+
+def _server_cpu_ms(phase: dict[str, Any]) -> float:
+    """CPU per request of the server side: gunicorn's processes plus PostgreSQL's backends."""
+    per = phase["cpu"]["cpu_ms_per_request"]
+    return round((per["gunicorn"] or 0.0) + (per["postgres_bench_db"] or 0.0), 2)
+
+
+def one_run(
+    *, clients: int, duration: float, workers: int = 2, floor_first: bool = False
+) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-web-"))
     port = free_port()
-    env = bench_env(WEB_CONCURRENCY=str(workers), LOG_LEVEL="INFO", LOG_FORMAT="json")
+    env = bench_env(
+        WEB_CONCURRENCY=str(workers),
+        LOG_LEVEL="INFO",
+        LOG_FORMAT="json",
+        DJANGO_SETTINGS_MODULE="bench.settings",
+    )
+    log_path = workdir / "gunicorn.log"
     server = Proc(
         "gunicorn",
         [
@@ -232,7 +298,7 @@ def one_run(*, clients: int, duration: float, workers: int = 2) -> dict[str, Any
             "mediation.wsgi:application",
         ],
         env=env,
-        log=workdir / "gunicorn.log",
+        log=log_path,
         cwd=REPO,
     )
     try:
@@ -247,39 +313,45 @@ def one_run(*, clients: int, duration: float, workers: int = 2) -> dict[str, Any
                 return False
 
         wait_until(up, timeout=60, what="gunicorn")
-        wanted = int(duration * 600) + 2000  # more than 300 cases/s can use
+        wanted = 2 * (int(duration * 600) + 2000)  # more than 300 cases/s per phase can use
         cases = _cases(wanted)
         if len(cases) < wanted // 4:
             raise SystemExit(f"only {len(cases)} fresh registered disputes left: rerun datagen")
-        load, pressure = loadavg(), cpu_pressure()
-        log_mark = (workdir / "gunicorn.log").stat().st_size
-        with RssSampler({"gunicorn": server}) as rss, CpuSampler(server) as cpu:
-            result = loadgen.run(port=port, jobs=_jobs(cases), clients=clients, duration=duration)
-        time.sleep(0.5)
-        text = (workdir / "gunicorn.log").read_bytes()[log_mark:].decode(errors="replace")
-        (workdir / "access.log").write_text(text)
-        server_ms = server_durations(workdir / "access.log")
-        result.update(
-            {
-                "load_before": load,
-                "cpu_pressure_avg10": pressure,
-                "load_after": loadavg(),
-                "transitions_per_s": result["ok_per_s"],
-                "server_ms": {
-                    "requests": len(server_ms),
-                    "p50": loadgen.percentile(server_ms, 50),
-                    "p95": loadgen.percentile(server_ms, 95),
-                    "p99": loadgen.percentile(server_ms, 99),
-                },
-                "memory": rss.report(),
-                # Whole run (warm-up included), per request sent (any status).
-                "cpu": cpu.report(
-                    result["requests"] + result["warmup_requests"], result["client_cpu_s"]
-                ),
-                "workdir": str(workdir),
-            }
-        )
-        return result
+        pools = {"transitions": cases[0::2], "floor": cases[1::2]}
+        order = ["floor", "transitions"] if floor_first else ["transitions", "floor"]
+        phases = {
+            name: _phase(
+                name,
+                server=server,
+                port=port,
+                cases=pools[name],
+                clients=clients,
+                duration=duration,
+                log_path=log_path,
+                workdir=workdir,
+            )
+            for name in order
+        }
+        real, floor = phases["transitions"], phases["floor"]
+        return {
+            "order": order,
+            "transitions": real,
+            "floor": floor,
+            # The benchmark's figures: transitions against the floor, same server, same run.
+            "transitions_per_s": real["requests_per_s"],
+            "floor_per_s": floor["requests_per_s"],
+            "rate_vs_floor": round(real["requests_per_s"] / floor["requests_per_s"], 3)
+            if floor["requests_per_s"]
+            else None,
+            "cpu_ms_per_transition": _server_cpu_ms(real),
+            "cpu_ms_per_floor_request": _server_cpu_ms(floor),
+            "cpu_vs_floor": round(_server_cpu_ms(real) / _server_cpu_ms(floor), 2)
+            if _server_cpu_ms(floor)
+            else None,
+            "p99_ms": real["p99_ms"],
+            "floor_p99_ms": floor["p99_ms"],
+            "workdir": str(workdir),
+        }
     finally:
         server.stop()
 
@@ -287,25 +359,45 @@ def one_run(*, clients: int, duration: float, workers: int = 2) -> dict[str, Any
 def run(*, scale: str, runs: int, duration: float, clients: int) -> dict[str, Any]:
     rows = []
     for i in range(runs):
-        row = {"run": i + 1, **one_run(clients=clients, duration=duration)}
+        row = {"run": i + 1, **one_run(clients=clients, duration=duration, floor_first=i % 2 == 1)}
         brief = {
             k: row[k]
-            for k in ("transitions_per_s", "p50_ms", "p95_ms", "p99_ms", "statuses", "load_before")
+            for k in (
+                "order",
+                "transitions_per_s",
+                "floor_per_s",
+                "rate_vs_floor",
+                "cpu_ms_per_transition",
+                "cpu_ms_per_floor_request",
+                "cpu_vs_floor",
+                "p99_ms",
+                "floor_p99_ms",
+            )
         }
-        brief["server_p99_ms"] = row["server_ms"]["p99"]
-        brief["gunicorn_peak_rss_mib"] = row["memory"]["gunicorn"]["peak_rss_mib_max"]
-        brief["cpu_share_pct"] = row["cpu"]["share_of_machine_pct"]
-        brief["cpu_ms_per_request"] = row["cpu"]["cpu_ms_per_request"]
+        brief["statuses"] = row["transitions"]["statuses"]
+        brief["load_before"] = row["transitions"]["load_before"]
+        brief["server_p99_ms"] = row["transitions"]["server_ms"]["p99"]
+        brief["gunicorn_peak_rss_mib"] = row["transitions"]["memory"]["gunicorn"][
+            "peak_rss_mib_max"
+        ]
+        brief["cpu_ms_per_request"] = row["transitions"]["cpu"]["cpu_ms_per_request"]
         log(f"transitions run {i + 1}/{runs}: {json.dumps(brief)}")
         rows.append(row)
     summary = {
         "clients": clients,
         "transitions_per_s": median(r["transitions_per_s"] for r in rows),
-        "p50_ms": median(r["p50_ms"] for r in rows),
+        "floor_per_s": median(r["floor_per_s"] for r in rows),
+        "rate_vs_floor": median(r["rate_vs_floor"] for r in rows),
+        "cpu_ms_per_transition": median(r["cpu_ms_per_transition"] for r in rows),
+        "cpu_ms_per_floor_request": median(r["cpu_ms_per_floor_request"] for r in rows),
+        "cpu_vs_floor": median(r["cpu_vs_floor"] for r in rows),
+        "p50_ms": median(r["transitions"]["p50_ms"] for r in rows),
         "p99_ms": median(r["p99_ms"] for r in rows),
-        "server_p99_ms": median(r["server_ms"]["p99"] for r in rows),
-        "peak_web_worker_rss_mib": max(r["memory"]["gunicorn"]["peak_rss_mib_max"] for r in rows),
-        "loads": [r["load_before"] for r in rows],
+        "server_p99_ms": median(r["transitions"]["server_ms"]["p99"] for r in rows),
+        "peak_web_worker_rss_mib": max(
+            r["transitions"]["memory"]["gunicorn"]["peak_rss_mib_max"] for r in rows
+        ),
+        "loads": [r["transitions"]["load_before"] for r in rows],
     }
     log(f"transitions {scale} medians of {runs}: {json.dumps(summary)}")
     return {"scale": scale, "runs": rows, "median": summary}

@@ -130,36 +130,72 @@ def agency_staff_ids(agency_id: int, roles: Iterable[str] | None = None) -> list
 SUPERVISING_ROLES = frozenset({Role.SUPERVISOR, Role.ADMINISTRATOR})
 
 
+_SCOPE_SQL = """
+WITH RECURSIVE below(id, depth) AS (
+    SELECT id, 0 FROM agencies_agency WHERE id = %(agency)s
+    UNION
+    SELECT a.id, b.depth + 1 FROM agencies_agency a JOIN below b ON a.parent_id = b.id
+    WHERE b.depth < %(depth)s
+)
+SELECT 'below', id FROM below
+UNION ALL
+SELECT 'reviewed', id FROM agencies_agency WHERE parent_id = %(agency)s
+UNION ALL
+SELECT 'reviewed', agency_id FROM agencies_reviewingorgan WHERE reviewer_id = %(agency)s
+"""
+
+
 class UserScope:
     """Where a user stands: their agency, the agencies they oversee, the chain above it.
 
     `below` is the user's own agency, plus every agency below it for supervisors and
-    administrators; `above` is the user's agency and its ancestors (the accusation rule hides
-    a petitioner from the accused agency and everything under it, i.e. from users whose
-    `above` contains the accused agency). Each is read from the database when first asked for
-    (a plain member's `below` needs no query at all).
+    administrators; `reviewed` the agencies whose decisions it reviews (`reviewed_by`);
+    `above` is the user's agency and its ancestors (the accusation rule hides a petitioner from
+    the accused agency and everything under it, i.e. from users whose `above` contains the
+    accused agency). `below` and `reviewed` are read together, in one statement, when either
+    is first asked for (every visibility test needs both), except that a plain member's `below`
+    is their own agency and needs no query; `above` when first asked for.
     """
 
     def __init__(self, agency_id: int | None, *, supervising: bool = False) -> None:
         self.agency_id = agency_id
         self._supervising = supervising
         self._below: frozenset[int] | None = None
+        self._reviewed: frozenset[int] | None = None
         self._above: frozenset[int] | None = None
 
     @property
     def empty(self) -> bool:
         return self.agency_id is None
 
+    def _load(self) -> None:
+        if self.agency_id is None:
+            self._below, self._reviewed = frozenset(), frozenset()
+            return
+        depth = _MAX_DEPTH if self._supervising else 0
+        with connection.cursor() as cur:
+            cur.execute(_SCOPE_SQL, {"agency": self.agency_id, "depth": depth})
+            rows = cur.fetchall()
+        self._below = frozenset(i for kind, i in rows if kind == "below")
+        self._reviewed = frozenset(i for kind, i in rows if kind == "reviewed")
+
     @property
     def below(self) -> frozenset[int]:
         if self._below is None:
-            if self.agency_id is None:
-                self._below = frozenset()
-            elif self._supervising:
-                self._below = agency_below_ids(self.agency_id)
+            if self.agency_id is not None and not self._supervising:
+                self._below = frozenset({self.agency_id})  # a plain member: no query
             else:
-                self._below = frozenset({self.agency_id})
+                self._load()
+        assert self._below is not None
         return self._below
+
+    @property
+    def reviewed(self) -> frozenset[int]:
+        """`reviewed_by(agency_id)`, read with `below`."""
+        if self._reviewed is None:
+            self._load()
+        assert self._reviewed is not None
+        return self._reviewed
 
     @property
     def above(self) -> frozenset[int]:

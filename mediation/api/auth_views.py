@@ -12,6 +12,7 @@ counts and locks out failures exactly as on the web login. Errors keep the API's
 from __future__ import annotations
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from knox.models import get_token_model
@@ -77,6 +78,8 @@ class TokenLoginView(APIView):
         body = LoginSerializer(data=request.data, context={"request": request._request})
         body.is_valid(raise_exception=True)
         user = body.validated_data["user"]
+        # The user's expired tokens go now (authentication only checks the token it is given).
+        get_token_model().objects.filter(user=user, expiry__lt=timezone.now()).delete()
         instance, token = get_token_model().objects.create(
             user=user, expiry=knox_settings.TOKEN_TTL
         )

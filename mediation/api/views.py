@@ -350,28 +350,44 @@ class CaseTransitionView(ApiView):
         responses={200: CaseListSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, pk: int, name: str) -> Response:
-        case = _visible_case(request, pk)
-        act = workflow.action(case.kind, name)
-        if act is None or not act.transition:
+        if name not in TRANSITION_NAMES:
             raise NotFound(_("未知的操作：%(name)s") % {"name": name})
         now, _today = _now()
-        # JSON types only, from the form's declared fields (no form instance: its choices, such
-        # as the valid hand-off targets, are for the service to compute under the lock).
-        body = StepInputSerializer(data=request.data, form_fields=act.step.form_class.base_fields)
-        body.is_valid(raise_exception=True)
-        updated = case_transition(
-            case_id=case.pk,
-            transition=name,
-            actor=request.user,
-            now=now,
-            data=body.form_data(),
-            expected_version=body.validated_data.get("expected_version"),
+
+        def step_input(act: workflow.Action) -> dict[str, Any]:
+            # JSON types only, from the step form's declared fields (no form instance: its
+            # choices, such as the valid hand-off targets, are for the service to compute
+            # under the lock). Called by the service once the case (and so its kind) is read.
+            body = StepInputSerializer(
+                data=request.data, form_fields=act.step.form_class.base_fields
+            )
+            body.is_valid(raise_exception=True)
+            return body.form_data()
+
+        # Compared by the service under the lock, before the body is checked; a value that is
+        # not an integer is left to the body's check (400).
+        expected = request.data.get("expected_version") if isinstance(request.data, dict) else None
+        try:
+            updated = case_transition(
+                case_id=_check_id(pk),
+                transition=name,
+                actor=request.user,
+                now=now,
+                data=step_input,
+                expected_version=expected if type(expected) is int else None,
+            )
+        except InvalidInput as exc:
+            if exc.code == "unknown_action":  # a transition of the other kind of case
+                raise NotFound(exc.message) from exc
+            raise
+        # The case as in lists: what changed (state, version, holder, next due), from the rows
+        # the transition read and wrote (no second read for the answer).
+        updated.live_duty_clocks = sorted(
+            (c for c in updated.live_clocks if c.kind == ClockKind.DUTY.value),
+            key=lambda c: (c.due_at, c.pk),
         )
-        # The case as in lists: what changed (state, version, holder, next due), without
-        # re-reading the whole file for the answer.
-        summary = _with_list_relations(Case.objects.filter(pk=updated.pk)).get()
         context = {"request": request, "now": now}
-        return Response(CaseListSerializer(summary, context=context).data)
+        return Response(CaseListSerializer(updated, context=context).data)
 
 
 class CaseEventsView(ApiView):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from mediation.cases.models import (
     ReferralStatus,
     RiskLevel,
 )
+from mediation.cases.selectors import cases_visible_to
 from mediation.cases.steps import StepContext
 from mediation.core.clock import local_date
 from mediation.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -49,7 +50,7 @@ from mediation.core.limits import check_lengths
 from mediation.core.text import has_visible_text
 from mediation.deadlines import policy
 from mediation.deadlines import services as clock_services
-from mediation.deadlines.calendar_source import current_calendar
+from mediation.deadlines.calendar_source import LazyCalendar, current_calendar
 from mediation.deadlines.models import Clock, ClockStatus
 from mediation.deadlines.reminders import plan_reminders_for_case
 from mediation.parties.services import party_create
@@ -310,6 +311,39 @@ def _lock(case_id: int) -> Case:
     return case.as_proxy()
 
 
+def _lock_visible(case_id: int, actor: User) -> Case:
+    """The case row locked (FOR UPDATE of the case only) if `actor` may see it, with the
+    agencies and codes a transition and its answer read, in one statement; NotFound if it does
+    not exist or is out of the actor's sight (`cases_visible_to`, the one visibility rule).
+
+    When a concurrent transaction changed the row while this one waited for the lock,
+    PostgreSQL re-checks the conditions on the new row version with the joined rows it had
+    read (see `_lock`) and may drop the row. So a miss is asked again the slow way: lock the
+    plain row, then test visibility on what is now committed."""
+    rows = list(
+        cases_visible_to(actor, Case.objects.filter(pk=case_id))
+        .select_related("holder_agency", "registering_agency", "category", "channel")
+        .select_for_update(of=("self",))
+        .order_by()  # one row by its key: no ORDER BY, no LIMIT to compile
+    )
+    if rows:
+        return rows[0].as_proxy()
+    case = _lock(case_id)
+    if not cases_visible_to(actor, Case.objects.filter(pk=case_id)).exists():
+        raise NotFound(_("案件不存在或您无权查看。"))
+    _attach_agencies(case, actor)
+    return case
+
+
+def _row_values(case: Case) -> dict[str, Any]:
+    """The case's column values (all plain values: no JSON or array columns to mutate)."""
+    return {f.attname: getattr(case, f.attname) for f in Case._meta.concrete_fields}
+
+
+def _changed(case: Case, before: dict[str, Any]) -> list[str]:
+    return [name for name, value in _row_values(case).items() if value != before[name]]
+
+
 def _attach_agencies(case: Case, actor: User) -> None:
     """The holder, the registering agency and the actor's agency, in one query (the lock
     itself joins nothing, see `_lock`)."""
@@ -335,26 +369,37 @@ def case_transition(
     transition: str,
     actor: User,
     now: dt.datetime,
-    data: dict[str, Any] | None = None,
+    data: dict[str, Any] | Callable[[workflow.Action], dict[str, Any]] | None = None,
     expected_version: int | None = None,
 ) -> Case:
     """Run one transition of a case's machine on behalf of `actor`.
 
-    In one transaction: lock the case row, check the version, the state and the workflow
-    table (who acts), validate the step form (including every agency it names), run the
-    transition, write the step's rows, move custody, reconcile the clocks (and so the
-    reminders and `next_due_at`), append the event and the hand-off notices.
+    In one transaction: lock the case row (if the actor may see it), check the version, the
+    state and the workflow table (who acts), validate the step form (including every agency
+    it names), run the transition, write the step's rows, move custody, reconcile the clocks
+    (and so the reminders), save the case with its `next_due_at`, append the event and the
+    hand-off notices.
 
-    Raises InvalidInput (unknown transition or bad step data), Conflict (not allowed from the
-    current state, a stale `expected_version`, or lost to a concurrent change) or
-    PermissionDenied; in each case nothing is written.
+    `data` is the step's input, or a function of the step's action that returns it (the API
+    checks the JSON types against the step's form, which depends on the case's kind, known
+    once the case is read). Returns the case with its live clocks in `live_clocks`.
+
+    Raises NotFound (no such case, or out of the actor's sight), InvalidInput (unknown
+    transition or bad step data), Conflict (not allowed from the current state, a stale
+    `expected_version`, or lost to a concurrent change) or PermissionDenied; in each case
+    nothing is written.
     """
     try:
         with transaction.atomic():
-            case = _lock(case_id)
+            case = _lock_visible(case_id, actor)
+            as_read = _row_values(case)
             act = workflow.action(case.kind, transition)
             if act is None or not act.transition:
-                raise InvalidInput(_("未知的操作：%(name)s") % {"name": transition})
+                raise InvalidInput(
+                    _("未知的操作：%(name)s") % {"name": transition}, code="unknown_action"
+                )
+            if callable(data):
+                data = data(act)
             if expected_version is not None and case.version != expected_version:
                 raise Conflict(_("案件已被他人更新，请刷新后重试。"), code="stale")
             method = getattr(case, transition)
@@ -370,7 +415,6 @@ def case_transition(
                 raise PermissionDenied(
                     _("您无权对本案执行「%(action)s」。") % {"action": label} + (refused or "")
                 )
-            _attach_agencies(case, actor)
             today = local_date(now)
             form = act.step.form_class(data=data or {}, case=case, actor=actor, today=today)
             if not form.is_valid():
@@ -398,17 +442,18 @@ def case_transition(
             case.state_entered_at = now
             if case.is_terminal and case.closed_at is None:
                 case.closed_at = now
-            case.save()
             step_data = act.step.record(ctx)
-            if step_data and case.kind == CaseKind.PETITION and transition == "register":
-                case.save(update_fields=["petition_type", "involves_accusation"])
             if case.holder_agency_id != from_holder:
                 case.holder_agency = Agency.objects.get(pk=case.holder_agency_id)
                 _move_custody(case, now=now)
             if ctx.opened is not None:
                 # The referral just opened is the pending one (the clocks ask for it).
                 case.known_pending_referral = (ctx.opened.kind, ctx.opened.to_agency_id)
-            clocks = _reconcile_clocks(case, now=now)
+            clocks = _reconcile_clocks(case, now=now, save_next_due=False)
+            # One UPDATE of the row, of the columns that changed: the new state, what the step
+            # set, the next due time (ConcurrentTransitionMixin: only if the state is still the
+            # one we read).
+            case.save(update_fields=_changed(case, as_read))
             record_event(
                 case=case,
                 actor=actor,
@@ -436,9 +481,14 @@ def _move_custody(case: Case, *, now: dt.datetime) -> None:
     Custody.objects.create(case=case, agency_id=case.holder_agency_id, started_at=now)
 
 
-def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
-    """Make the live clocks match `wanted_clocks(case)`; returns what changed, for the event."""
-    calendar = current_calendar()
+def _reconcile_clocks(
+    case: Case, *, now: dt.datetime, save_next_due: bool = True
+) -> dict[str, list[str]]:
+    """Make the live clocks match `wanted_clocks(case)`; returns what changed, for the event.
+
+    Sets `case.live_clocks` (the live clocks afterwards) and `case.next_due_at`, which it
+    also writes unless `save_next_due` is false (the caller saves the case row anyway)."""
+    calendar = LazyCalendar()
     today = local_date(now)
     wanted: dict[str, ClockSpec] = {spec.rule_code: spec for spec in wanted_clocks(case)}
     live = {c.rule_code: c for c in clock_services.clocks_live_for(case_id=case.pk)}
@@ -500,15 +550,19 @@ def _reconcile_clocks(case: Case, *, now: dt.datetime) -> dict[str, list[str]]:
         changed_clock_ids=touched,
         new_clock_ids=fresh,
     )
-    case_sync_next_due(case, live_clocks=kept)
+    case.live_clocks = [c for c in kept if c.status != ClockStatus.STOPPED]
+    case_sync_next_due(case, live_clocks=case.live_clocks, save=save_next_due)
     return {k: v for k, v in changes.items() if v}
 
 
-def case_sync_next_due(case: Case, *, live_clocks: Iterable[Clock] | None = None) -> None:
+def case_sync_next_due(
+    case: Case, *, live_clocks: Iterable[Clock] | None = None, save: bool = True
+) -> None:
     """Store the earliest running duty clock's `due_at` on the case (`Case.next_due_at`, the
     case lists' urgency order). Called, in the same transaction, by every service that starts,
     stops, pauses, resumes or recomputes a clock; `live_clocks` are the case's live clocks when
-    the caller has them in hand (no query then). One UPDATE, only when the value changes."""
+    the caller has them in hand (no query then). One UPDATE, only when the value changes, and
+    none with `save=False` (the caller saves the case row itself)."""
     if live_clocks is None:
         live_clocks = clock_services.clocks_live_for(case_id=case.pk)
     value = min(
@@ -520,7 +574,8 @@ def case_sync_next_due(case: Case, *, live_clocks: Iterable[Clock] | None = None
         default=None,
     )
     if value != case.next_due_at:
-        Case.objects.filter(pk=case.pk).update(next_due_at=value)
+        if save:
+            Case.objects.filter(pk=case.pk).update(next_due_at=value)
         case.next_due_at = value
 
 

@@ -102,9 +102,9 @@ class StepForm(forms.Form):
         found = workflow.targets(step, self.case, self.actor)
         field = self.fields[name]
         assert isinstance(field, TargetField)
-        field.queryset = found.queryset()
+        field.queryset = found.queryset()  # read only if the form is rendered
         field.problem = found.problem
-        field.known = found.rows
+        field.lookup = found.lookup
         return found
 
 
@@ -117,7 +117,8 @@ class TargetField(forms.ModelChoiceField):
         kwargs.setdefault("queryset", Agency.objects.none())
         super().__init__(*args, **kwargs)
         self.problem: Any = None
-        self.known: dict[int, Agency] = {}  # the valid targets, already read
+        # Reads one submitted agency (`workflow.Targets.lookup`: with what `problem` asks).
+        self.lookup: Any = None
 
     def to_python(self, value: Any) -> Agency | None:
         if value in self.empty_values:
@@ -128,7 +129,11 @@ class TargetField(forms.ModelChoiceField):
             text = str(value).strip()
             if not (text.isascii() and text.isdigit()) or len(text) > 18:
                 raise forms.ValidationError(_("请选择有效的机构。"), code="invalid_choice")
-            agency = self.known.get(int(text)) or Agency.objects.filter(pk=int(text)).first()
+            agency_id = int(text)
+            if self.lookup is not None:
+                agency = self.lookup(agency_id)
+            else:
+                agency = Agency.objects.filter(pk=agency_id).first()
             if agency is None:
                 raise forms.ValidationError(_("所选机构不存在。"), code="invalid_choice")
         if self.problem is not None:

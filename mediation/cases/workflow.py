@@ -27,6 +27,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 from django.db.models import Exists, OuterRef, QuerySet
@@ -598,32 +599,68 @@ def accused_ids(case: Case) -> frozenset[int]:
 
 @dataclass(frozen=True)
 class Targets:
-    """The agencies a step may name, and why any other one is refused."""
+    """The agencies a step may name, and why any other one is refused.
+
+    A target must be active, within reach (`reach`), of a kind the rule allows, staffed for
+    the next step (`staff_roles`), not an agency the accusation rule excludes (`accused`) and,
+    unless the rule allows it, not the holder. Checking one submitted agency reads only that
+    agency (`lookup`, `problem`); the whole list (`rows`, `queryset`: a form's choices, the
+    nearest target up the tree) is read only when asked for: a county's jurisdiction is a
+    thousand agencies, and a step that names one need not read them all.
+    """
 
     rule: TargetRule
     case: Case
     actor: User
-    allowed: frozenset[int]
     reach: frozenset[int]
     staff_roles: frozenset[str]
     accused: frozenset[int]
-    rows: dict[int, Agency]  # the allowed agencies, already read
+
+    def _excluded(self) -> set[int]:
+        out = set(self.accused)
+        if not self.rule.holder_ok or self.actor.agency_id == self.case.holder_agency_id:
+            out.add(self.case.holder_agency_id)
+        return out
+
+    def _staffed(self) -> Exists:
+        return Exists(
+            User.objects.filter(
+                agency_id=OuterRef("pk"), is_active=True, role__in=sorted(self.staff_roles)
+            )
+        )
 
     def queryset(self) -> QuerySet[Agency]:
-        return Agency.objects.filter(pk__in=self.allowed).order_by("level", "name")
+        """The valid targets (active, within reach, of the right kind, staffed, allowed)."""
+        qs = Agency.objects.filter(pk__in=self.reach, is_active=True).filter(self._staffed())
+        if self.rule.kinds is not None:
+            qs = qs.filter(kind__in=self.rule.kinds)
+        return qs.exclude(pk__in=self._excluded()).order_by("level", "name")
+
+    @cached_property
+    def rows(self) -> dict[int, Agency]:
+        """The valid targets, read once (one query; the EXISTS probes the users' agency
+        index)."""
+        return {a.pk: a for a in self.queryset()}
+
+    @property
+    def allowed(self) -> frozenset[int]:
+        return frozenset(self.rows)
+
+    def lookup(self, agency_id: int) -> Agency | None:
+        """The agency with id `agency_id` (or None), read with whether it is staffed for the
+        next step, for `problem`: one query, whatever the reach."""
+        if "rows" in self.__dict__ and agency_id in self.rows:
+            return self.rows[agency_id]
+        return Agency.objects.filter(pk=agency_id).annotate(_target_staffed=self._staffed()).first()
 
     def problem(self, agency: Agency) -> str | None:
         """None if the step may name `agency`; otherwise the reason, for the user."""
-        if agency.pk in self.allowed:
-            return None
         name = agency.name
         if not agency.is_active:
             return _("「%(name)s」已停用。") % {"name": name}
         if agency.pk in self.accused:
             return _("检举控告事项不得交由被检举控告机构及其下属机构办理（信访工作条例第三十条）。")
-        if agency.pk == self.case.holder_agency_id and (
-            not self.rule.holder_ok or self.actor.agency_id == agency.pk
-        ):
+        if agency.pk in self._excluded():
             return _("「%(name)s」是本案现在的承办机构。") % {"name": name}
         if agency.pk not in self.reach:
             where = {
@@ -637,6 +674,16 @@ class Targets:
                 "name": name,
                 "kinds": self.rule.kinds_label,
             }
+        staffed = getattr(agency, "_target_staffed", None)
+        if staffed is None:
+            if "rows" in self.__dict__:
+                staffed = agency.pk in self.rows
+            else:
+                staffed = User.objects.filter(
+                    agency_id=agency.pk, is_active=True, role__in=sorted(self.staff_roles)
+                ).exists()
+        if staffed:
+            return None
         return _("「%(name)s」没有可以办理下一步的在岗人员（%(roles)s），移交后将无人办理。") % {
             "name": name,
             "roles": _role_names(self.staff_roles),
@@ -647,29 +694,11 @@ def targets(step: str, case: Case, actor: User) -> Targets:
     """The agencies step `step` ("assign", "forward", "escalate", "court",
     "refer_to_mediation", "reassign") may hand `case` to when `actor` takes it."""
     rule = _rules()[step]
-    reach = _reach_ids(rule, case, actor)
-    roles = _staff_roles(rule, case)
-    # Active agencies of the right kind within reach that have staff for the next step: one
-    # query (the EXISTS probes the users' agency index).
-    qs = Agency.objects.filter(pk__in=reach, is_active=True).filter(
-        Exists(User.objects.filter(agency_id=OuterRef("pk"), is_active=True, role__in=roles))
-    )
-    if rule.kinds is not None:
-        qs = qs.filter(kind__in=rule.kinds)
-    rows = {a.pk: a for a in qs}
-    if not rule.holder_ok or actor.agency_id == case.holder_agency_id:
-        rows.pop(case.holder_agency_id, None)
-    accused = accused_ids(case)
-    for pk in accused:
-        rows.pop(pk, None)
-    allowed = set(rows)
     return Targets(
         rule=rule,
         case=case,
         actor=actor,
-        allowed=frozenset(allowed),
-        reach=frozenset(reach),
-        staff_roles=roles,
-        accused=accused,
-        rows=rows,
+        reach=frozenset(_reach_ids(rule, case, actor)),
+        staff_roles=_staff_roles(rule, case),
+        accused=accused_ids(case),
     )

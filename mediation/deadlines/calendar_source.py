@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from django.db import connection
 
 from .models import HolidayOverride, HolidayYear
-from .policy import ChineseCalendar
+from .policy import ChineseCalendar, DayInfo
 
 # (fingerprint, calendar) of the last build in this process. A ChineseCalendar is never
 # mutated after construction, so threads may share it; a race only builds it twice.
@@ -60,6 +60,19 @@ def current_calendar() -> ChineseCalendar:
     if stamp is not None:
         _cached = (stamp, calendar)
     return calendar
+
+
+class LazyCalendar:
+    """`current_calendar()`, read when a day is first asked for (`policy.Calendar`): a
+    transition that computes no date (one that only stops clocks) reads no calendar."""
+
+    def __init__(self) -> None:
+        self._calendar: ChineseCalendar | None = None
+
+    def day(self, d: date) -> DayInfo:
+        if self._calendar is None:
+            self._calendar = current_calendar()
+        return self._calendar.day(d)
 
 
 def _build_calendar() -> ChineseCalendar:

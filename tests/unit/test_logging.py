@@ -16,6 +16,7 @@ import pytest
 from celery import Celery
 from cryptography.fernet import Fernet
 from django.core import signals
+from django.db import close_old_connections
 
 from mediation.core.logging import (
     ContextFilter,
@@ -143,10 +144,19 @@ def test_json_line_has_the_fields_and_nothing_more(json_logger) -> None:
 def test_request_id_comes_from_the_request_signals(json_logger) -> None:
     logger, lines = json_logger
 
-    signals.request_started.send(sender=None, environ={"HTTP_X_REQUEST_ID": "req-7f3a.1"})
-    logger.info("inside")
-    signals.request_finished.send(sender=None)
-    logger.info("outside")
+    # Django's own receivers on these signals (close_old_connections) touch the database
+    # connection an earlier test in this process may have left open; this unit test is about
+    # ours alone, so theirs are detached for its duration.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        signals.request_started.send(sender=None, environ={"HTTP_X_REQUEST_ID": "req-7f3a.1"})
+        logger.info("inside")
+        signals.request_finished.send(sender=None)
+        logger.info("outside")
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
 
     inside, outside = lines()
     assert inside["request_id"] == "req-7f3a.1"
