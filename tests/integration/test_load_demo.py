@@ -154,8 +154,16 @@ def test_the_default_count_is_planned_across_every_state_deterministically():
         )
 
 
-def test_the_readme_states_what_the_default_load_creates():
-    # README "scripts/run", step 3: the figures of a default `load_demo`.
+@pytest.mark.parametrize("days_later", [0, 1, 3, 6])
+def test_the_readme_states_what_the_default_load_creates(monkeypatch, days_later):
+    # README "scripts/run", step 3: the figures of a default `load_demo`, whatever day it is
+    # loaded on (the dates are relative to today; the mix must not be).
+    from mediation.cases.management.commands import load_demo
+
+    real_now = clock.now()
+    monkeypatch.setattr(
+        load_demo.system_clock, "now", lambda: real_now + dt.timedelta(days=days_later)
+    )
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     stated = re.search(
         r"(\d+) agencies, (\d+) users of every role, and (\d+)\s+cases: (\d+) registered, "
@@ -168,7 +176,7 @@ def test_the_readme_states_what_the_default_load_creates():
 
     cases = Case.objects.all()
     spawned = cases.filter(spawned_from__isnull=False)
-    assert [int(n) for n in stated.groups()] == [
+    figures = [
         Agency.objects.count(),
         User.objects.count(),
         cases.count(),
@@ -177,3 +185,5 @@ def test_the_readme_states_what_the_default_load_creates():
         cases.filter(kind="petition").count(),
         spawned.filter(kind="dispute").count(),
     ]
+    assert [int(n) for n in stated.groups()] == figures, figures
+
