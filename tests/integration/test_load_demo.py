@@ -186,4 +186,3 @@ def test_the_readme_states_what_the_default_load_creates(monkeypatch, days_later
         spawned.filter(kind="dispute").count(),
     ]
     assert [int(n) for n in stated.groups()] == figures, figures
-
