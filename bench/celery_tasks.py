@@ -1,7 +1,12 @@
-"""The trivial task for the Celery ceiling (`-I bench.celery_tasks` on the benchmark worker).
+"""Imported by the benchmark worker (`-I bench.celery_tasks`).
 
-Same app, same settings (acks_late, reject_on_worker_lost, prefetch 1, JSON) as the delivery
-tasks; the body only increments a Redis counter so the benchmark can see it ran.
+- `bench.noop`, the trivial task of the Celery ceiling: same app and settings (acks_late,
+  reject_on_worker_lost, prefetch 1, JSON) as the delivery tasks; the body only increments a
+  Redis counter so the benchmark can see it ran.
+- With BENCH_NULL_CHANNEL=1, the null-channel ceiling: every channel's send is a no-op that
+  returns the address. The rest of the pipeline (sweep, notifications, dispatch, claim, message
+  read, lease re-check, outcome recorded) is the real one, so deliveries/s of a real run over
+  this ceiling is what the sends (MIME, SMTP, HTTP) cost.
 """
 
 from __future__ import annotations
@@ -10,7 +15,16 @@ import os
 
 import redis
 
+from mediation.notifications import channels
 from workers.celery import app
+
+if os.environ.get("BENCH_NULL_CHANNEL") == "1":
+
+    def _null_send(message: channels.OutboundMessage, session: object = None) -> str:
+        return message.email or message.webhook_url or message.phone
+
+    for _name in channels.SENDERS:
+        channels.SENDERS[_name] = _null_send
 
 _redis: redis.Redis | None = None
 

@@ -17,6 +17,9 @@ Per run, on the bench database:
    failed), or at the timeout. Deliveries/s = deliveries / (last sent_at - t0).
 5. The sinks' counts: every idempotency key must have arrived, duplicates are reported.
    Peak RSS of every worker process is sampled (psutil, 5 Hz).
+6. The null-channel ceiling, in the same run (before the real pass on even runs, after it on
+   odd ones): steps 1-4 again with every channel's send a no-op (`BENCH_NULL_CHANNEL=1`, see
+   bench.celery_tasks). Deliveries/s is reported as a ratio of it (`vs_null_channel`).
 """
 
 from __future__ import annotations
@@ -153,6 +156,7 @@ def one_run(
     beat_interval: float,
     timeout: float,
     profile: Path | None = None,
+    null_channel: bool = False,
 ) -> dict[str, Any]:
     from mediation.core.clock import now as clock_now
 
@@ -198,6 +202,7 @@ def one_run(
             EMAIL_PORT=str(smtp_port),
             SWEEP_INTERVAL_SECONDS=str(beat_interval),
             PYTHONPATH=":".join([*path, str(REPO)]),
+            BENCH_NULL_CHANNEL="1" if null_channel else "0",
         )
         cwd = code_root or REPO
         celery = str(VENV_BIN / "celery")
@@ -317,6 +322,7 @@ def one_run(
         elapsed = (last.timestamp() - t0) if last else t_end - t0
         complete = sent == total and total > 0
         result = {
+            "channels": "null (no-op sends)" if null_channel else "real",
             "load_before": load,
             "cpu_pressure_avg10": pressure,
             "beat_interval_s": beat_interval,
@@ -453,13 +459,32 @@ def run(
                 code_root=base_root, beat_interval=beat_interval, timeout=timeout
             )
         prof = REPO / "bench" / "results" / "delivery-pyspy.json" if profile and i == 0 else None
+        # The null-channel ceiling in the same run, first on even runs and second on odd ones
+        # (a drift of the shared machine's load then biases neither).
+        if i % 2 == 0:
+            row["null_channel"] = one_run(
+                code_root=None, beat_interval=beat_interval, timeout=timeout, null_channel=True
+            )
         row.update(
             one_run(code_root=None, beat_interval=beat_interval, timeout=timeout, profile=prof)
+        )
+        if i % 2 == 1:
+            row["null_channel"] = one_run(
+                code_root=None, beat_interval=beat_interval, timeout=timeout, null_channel=True
+            )
+        ceiling_rate = row["null_channel"]["deliveries_per_s"]
+        row["vs_null_channel"] = (
+            round(row["deliveries_per_s"] / ceiling_rate, 3)
+            if row["deliveries_per_s"] and ceiling_rate
+            else None
         )
         log(f"delivery run {i + 1}/{runs}: " + json.dumps(_brief(row), ensure_ascii=False))
         rows.append(row)
     summary = {
         "deliveries_per_s": median(r["deliveries_per_s"] for r in rows),
+        "null_channel_per_s": median(r["null_channel"]["deliveries_per_s"] for r in rows),
+        "vs_null_channel": median(r["vs_null_channel"] for r in rows),
+        "null_channel_complete": all(r["null_channel"]["complete"] for r in rows),
         "noop_tasks_per_s": median(r["noop_ceiling"]["tasks_per_s"] for r in rows),
         "sink_alone_smtp_per_s": median(r["sink_alone"]["smtp"]["per_second"] for r in rows),
         "sink_alone_webhook_per_s": median(r["sink_alone"]["webhook"]["per_second"] for r in rows),
@@ -491,6 +516,9 @@ def _brief(row: dict[str, Any]) -> dict[str, Any]:
     )
     out = {k: row.get(k) for k in keys}
     out["noop_per_s"] = row["noop_ceiling"]["tasks_per_s"]
+    if "null_channel" in row:
+        out["null_channel_per_s"] = row["null_channel"]["deliveries_per_s"]
+        out["vs_null_channel"] = row.get("vs_null_channel")
     out["sinks"] = {k: (v["messages"], v["duplicates"]) for k, v in row["sinks"].items()}
     out["worker_peak_rss_mib"] = row["memory"]["worker"]["peak_rss_mib_max"]
     if "baseline" in row:

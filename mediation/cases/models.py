@@ -192,16 +192,24 @@ class CaseQuerySet(models.QuerySet["Case"]):
 class Case(ConcurrentTransitionMixin, models.Model):
     kind = models.CharField(_("类别"), max_length=16, choices=CaseKind.choices)
     number = models.CharField(_("案号"), max_length=64, unique=True)
+    # No index of its own: case_number_per_agency_year leads with it.
     registering_agency = models.ForeignKey(
-        "agencies.Agency", verbose_name=_("登记机构"), on_delete=models.PROTECT, related_name="+"
+        "agencies.Agency",
+        verbose_name=_("登记机构"),
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     year = models.PositiveIntegerField(_("年度"))
     sequence = models.PositiveIntegerField(_("序号"))
+    # No index of its own: case_holder_state_idx (holder, state) leads with it, and a
+    # transition changes the case row, so every index of it is written again each time.
     holder_agency = models.ForeignKey(
         "agencies.Agency",
         verbose_name=_("承办机构"),
         on_delete=models.PROTECT,
         related_name="held_cases",
+        db_index=False,
     )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,

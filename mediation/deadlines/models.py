@@ -155,7 +155,10 @@ class Reminder(models.Model):
     (`mediation.escalation.sweeps`), which claims due rows with FOR UPDATE SKIP LOCKED.
     """
 
-    clock = models.ForeignKey(Clock, on_delete=models.CASCADE, related_name="reminders")
+    # No index of its own: reminder_one_per_offset (clock, generation, offset) leads with it.
+    clock = models.ForeignKey(
+        Clock, on_delete=models.CASCADE, related_name="reminders", db_index=False
+    )
     generation = models.PositiveIntegerField()
     offset_code = models.CharField(_("提醒档位"), max_length=16)
     send_at = models.DateTimeField(_("计划发送时间"))

@@ -42,6 +42,7 @@ from mediation.agencies.models import Agency
 from mediation.cases.models import Case
 from mediation.core.clock import SHANGHAI, end_of_day, local_date
 from mediation.core.clock import now as clock_now
+from mediation.core.db import bulk_cursor, is_postgres
 from mediation.deadlines import policy
 from mediation.deadlines.calendar_source import current_calendar
 from mediation.deadlines.models import Clock, ClockStatus, Reminder, ReminderStatus
@@ -50,8 +51,6 @@ from mediation.escalation.routing import AgencyNode, Ladder
 from mediation.notifications.models import NotificationKind
 from mediation.notifications.services import (
     NotificationSpec,
-    bulk_cursor,
-    is_postgres,
     notifications_create_bulk,
     outbox_sql,
 )

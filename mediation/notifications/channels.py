@@ -12,10 +12,15 @@ to the gateway. A resend after a crash carries the same key (RELIABILITY.md §2.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import datetime as dt
+import email.utils
+import functools
 import http.client
 import json
 import logging
+import re
 import smtplib
 import time
 import urllib.error
@@ -52,6 +57,7 @@ class OutboundMessage:
     email: str = ""
     phone: str = ""
     webhook_url: str = ""
+    created_at: dt.datetime | None = None  # the notification's: the e-mail's Date header
 
     @property
     def idempotency_key(self) -> str:
@@ -195,8 +201,105 @@ def send_email(message: OutboundMessage, session: ChannelSession | None = None) 
             session.close()
 
 
-def _send_email(message: OutboundMessage, session: ChannelSession) -> str:
-    email = EmailMessage(
+# The e-mail's bytes are written directly (`render_email`): Django's EmailMessage.message()
+# with header encoding and folding, then `as_bytes`, was about 0.4 ms of the 0.5 ms a delivery
+# cost a worker, and the SMTP conversation only 0.1 ms. The bytes depend only on the
+# notification (Date is its creation time, Message-ID and X-Idempotency-Key its id), so a retry
+# sends exactly the same message.
+
+_ENCODED_WORD_BYTES = 39  # 52 base64 characters: "Subject: " and one word stay within 78
+# Printable ASCII without spaces: such an address is written into To: as it is; any other goes
+# through Django's EmailMessage (IDNA, refusal of line breaks).
+_PLAIN_ADDRESS = re.compile(r"[!-~]+@[!-~]+")
+
+
+def _encoded_words(text: str) -> str:
+    """RFC 2047 base64 encoded words for a header value, split on character boundaries and
+    folded (CRLF SP). Every character is encoded, so no CR, LF or other control character of
+    the text can end the header."""
+    words: list[bytes] = []
+    chunk = bytearray()
+    for char in text:
+        raw = char.encode("utf-8")
+        if len(chunk) + len(raw) > _ENCODED_WORD_BYTES:
+            words.append(bytes(chunk))
+            chunk.clear()
+        chunk += raw
+    if chunk or not words:
+        words.append(bytes(chunk))
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words)
+
+
+@functools.cache
+def _from_header(from_email: str) -> tuple[str, str]:
+    """(header value, envelope address) of DEFAULT_FROM_EMAIL ("Name <addr>" or "addr")."""
+    name, address = email.utils.parseaddr(from_email)
+    if name and not name.isascii():
+        return f"{_encoded_words(name)} <{address}>", address
+    return (email.utils.formataddr((name, address)) if name else address), address
+
+
+def render_email(message: OutboundMessage, *, from_header: str) -> bytes:
+    """The message as it goes over SMTP: text/plain UTF-8, base64 body, CRLF line ends."""
+    created = message.created_at or dt.datetime.now(dt.UTC)
+    head = (
+        f"From: {from_header}\r\n"
+        f"To: {message.email}\r\n"
+        f"Subject: {_encoded_words(message.subject)}\r\n"
+        f"Date: {email.utils.format_datetime(created)}\r\n"
+        f"Message-ID: {message.message_id}\r\n"
+        f"X-Idempotency-Key: {message.idempotency_key}\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: text/plain; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    body = base64.encodebytes(message.body.encode("utf-8")).replace(b"\n", b"\r\n")
+    return head.encode("ascii") + body
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _sendmail(smtp: smtplib.SMTP, sender: str, recipient: str, raw: bytes) -> None:
+    """Send one message on an open SMTP connection. When the server offers PIPELINING
+    (RFC 2920) the envelope goes in one write (MAIL, RCPT, DATA; then the content): two round
+    trips instead of four, which on a loaded machine are what a message costs. Errors raise
+    what `smtplib.SMTP.sendmail` raises, so `_send_email` maps them the same way."""
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("pipelining"):
+        smtp.sendmail(sender, [recipient], raw)
+        return
+    smtp.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
+    mail, rcpt, data = smtp.getreply(), smtp.getreply(), smtp.getreply()
+    if data[0] != 354:
+        if data[0] == 250:  # a server that took DATA without a recipient: end it empty
+            smtp.send(b".\r\n")
+            smtp.getreply()
+        smtp.rset()
+        if mail[0] != 250:
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+        if rcpt[0] not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+        raise smtplib.SMTPDataError(data[0], data[1])
+    if mail[0] != 250 or rcpt[0] not in (250, 251):  # DATA taken anyway: send nothing
+        smtp.send(b".\r\n")
+        smtp.getreply()
+        smtp.rset()
+        if mail[0] != 250:
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+        raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+    body = _LEADING_DOT.sub(b"..", raw)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    smtp.send(body + b".\r\n")
+    code, text = smtp.getreply()
+    if code != 250:
+        smtp.rset()
+        raise smtplib.SMTPDataError(code, text)
+
+
+def _django_email(message: OutboundMessage) -> EmailMessage:
+    return EmailMessage(
         subject=message.subject,
         body=message.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
@@ -206,10 +309,20 @@ def _send_email(message: OutboundMessage, session: ChannelSession) -> str:
             "X-Idempotency-Key": message.idempotency_key,
         },
     )
+
+
+def _send_email(message: OutboundMessage, session: ChannelSession) -> str:
     fresh = True
     try:
         connection, fresh = session.email_connection()
-        sent = connection.send_messages([email])
+        smtp = getattr(connection, "connection", None)
+        if isinstance(smtp, smtplib.SMTP) and _PLAIN_ADDRESS.fullmatch(message.email):
+            # Django's SMTP backend, connected: the pre-written bytes go out as they are.
+            header, sender = _from_header(settings.DEFAULT_FROM_EMAIL)
+            _sendmail(smtp, sender, message.email, render_email(message, from_header=header))
+            sent = 1
+        else:  # another backend (tests' locmem, console) or an internationalised address
+            sent = connection.send_messages([_django_email(message)])
     except smtplib.SMTPServerDisconnected:
         session.reset_email()
         if not fresh:

@@ -29,11 +29,13 @@ class NotificationKind(models.TextChoices):
 
 
 class Notification(models.Model):
+    # No index of its own: notification_inbox_idx (recipient, -created_at) leads with it.
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("接收人"),
         on_delete=models.CASCADE,
         related_name="notifications",
+        db_index=False,
     )
     kind = models.CharField(_("类型"), max_length=32, choices=NotificationKind.choices)
     case = models.ForeignKey(
@@ -46,9 +48,11 @@ class Notification(models.Model):
     )
     subject = models.CharField(_("标题"), max_length=200)
     body = models.TextField(_("内容"))
-    # Idempotency key: what the notification is about, e.g. "reminder:12:user:3". Unique, so
-    # a sweep that runs twice (two beats, a redelivered task) cannot notify twice.
-    key = models.CharField(_("幂等键"), max_length=200, unique=True)
+    # Idempotency key: what the notification is about, e.g. "reminder:12:user:3". Unique
+    # (notification_key_unique), so a sweep that runs twice (two beats, a redelivered task)
+    # cannot notify twice. A constraint rather than unique=True: that would add a second,
+    # varchar_pattern_ops index for LIKE, which no query uses and every insert maintains.
+    key = models.CharField(_("幂等键"), max_length=200)
     data = models.JSONField(_("数据"), default=dict, blank=True)
     created_at = models.DateTimeField(_("创建时间"))
     read_at = models.DateTimeField(_("阅读时间"), null=True, blank=True)
@@ -57,6 +61,9 @@ class Notification(models.Model):
         verbose_name = _("通知")
         verbose_name_plural = _("通知")
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["key"], name="notification_key_unique"),
+        ]
         indexes = [
             models.Index(fields=["recipient", "-created_at"], name="notification_inbox_idx"),
             models.Index(
@@ -88,8 +95,9 @@ class DeliveryStatus(models.TextChoices):
 
 
 class Delivery(models.Model):
+    # No index of its own: delivery_one_per_channel (notification, channel) leads with it.
     notification = models.ForeignKey(
-        Notification, on_delete=models.CASCADE, related_name="deliveries"
+        Notification, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     channel = models.CharField(_("渠道"), max_length=16, choices=DeliveryChannel.choices)
     status = models.CharField(

@@ -22,7 +22,6 @@ from django.test.utils import CaptureQueriesContext
 
 from mediation.accounts.models import Role
 from mediation.core.clock import SHANGHAI
-from mediation.notifications import services
 from mediation.notifications.channels import ChannelSession, PermanentError
 from mediation.notifications.models import ChannelPreference, Delivery, Notification
 from mediation.notifications.selectors import (
@@ -34,11 +33,11 @@ from mediation.notifications.services import (
     NotificationSpec,
     deliveries_deliver,
     deliveries_dispatch,
-    delivery_attempt,
     notification_mark_all_read,
     notification_mark_read,
     notifications_create_bulk,
 )
+from mediation.notifications.services import delivery as services
 from tests.factories.accounts import staff
 from tests.factories.agencies import township_tree
 
@@ -178,6 +177,13 @@ def notify(user, key="k1", *, webhook_agency=None, subject="【期限提醒】�
 
 def delivery(notification, channel):
     return Delivery.objects.get(notification=notification, channel=channel)
+
+
+def delivery_attempt(*, delivery_id: int, now: dt.datetime, worker: str) -> str:
+    """One delivery through the production path (`deliveries_deliver`): its one outcome."""
+    tally = deliveries_deliver([delivery_id], worker=worker, clock=lambda: now)
+    (outcome,) = (name for name, n in vars(tally).items() if n)
+    return outcome
 
 
 # E-mail --------------------------------------------------------------------------------------
@@ -530,7 +536,7 @@ def test_lease_lost_during_a_slow_send_is_not_sent(smtp, user):
     services._claim(row.pk, now=NOW, worker="A")
     Delivery.objects.filter(pk=row.pk).update(claimed_by="B")  # B took over meanwhile
 
-    assert services._still_ours(row.pk, "A") is False
+    assert services._still_ours_many([row.pk], "A") == set()
 
 
 def test_dispatch_hands_ids_out_once_until_the_mark_expires(user):

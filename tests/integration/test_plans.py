@@ -182,7 +182,7 @@ def test_the_sweeps_claims_use_their_partial_indexes(skewed):
 
 def test_the_delivery_hand_out_uses_the_pending_index(skewed):
     from mediation.notifications.models import Delivery
-    from mediation.notifications.services import _claimable
+    from mediation.notifications.services.delivery import _claimable
 
     qs = Delivery.objects.filter(_claimable(NOW)).order_by("next_attempt_at", "id")[:100]
     sql, params = qs.values_list("id", flat=True).query.sql_with_params()

@@ -27,8 +27,8 @@ from mediation.escalation import sweeps
 from mediation.escalation.models import Escalation, EscalationStatus, SweepRun
 from mediation.escalation.sweeps import make_context, sweep_run
 from mediation.escalation.testing import overdue_clocks_bulk
-from mediation.notifications import services as notification_services
 from mediation.notifications.models import ChannelPreference, Delivery, Notification
+from mediation.notifications.services import outbox as notification_services
 from tests.factories.accounts import head_of, staff
 from tests.factories.agencies import township_tree
 from tests.factories.cases import register_dispute
@@ -488,8 +488,8 @@ def test_planner_wired_into_clock_reconciliation(town, now, monkeypatch):
 
     reconcile = case_services._reconcile_clocks
 
-    def wired(case, *, now):
-        changes = reconcile(case, now=now)
+    def wired(case, *, now, **kwargs):
+        changes = reconcile(case, now=now, **kwargs)
         plan_reminders_for_case(case.pk, now)
         return changes
 

@@ -20,7 +20,6 @@ from tests.factories.accounts import head_of, staff
 from tests.factories.agencies import township_tree
 from tests.factories.cases import register_dispute
 from workers import deliveries as delivery_tasks
-from workers import sweeps as sweep_tasks
 from workers.celery import VISIBILITY_TIMEOUT, app
 from workers.deliveries import deliver_batch
 from workers.sweeps import run_sweep
@@ -124,7 +123,7 @@ def town_user():
 
 
 def test_run_sweep_hands_out_deliveries_in_chunks(fake_now, town_user, monkeypatch):
-    monkeypatch.setattr(sweep_tasks, "DISPATCH_CHUNK", 20)
+    monkeypatch.setattr(delivery_tasks, "DISPATCH_CHUNK", 20)
     fake_now(AFTER_DUE)
     notifications_create_bulk(
         [
@@ -139,7 +138,7 @@ def test_run_sweep_hands_out_deliveries_in_chunks(fake_now, town_user, monkeypat
     monkeypatch.setattr(
         delivery_tasks.deliver_batch, "apply_async", lambda args: sent.append(args[0])
     )
-    monkeypatch.setattr(sweep_tasks, "queued_batches", lambda: 0)
+    monkeypatch.setattr(delivery_tasks, "queued_batches", lambda: 0)
 
     result = run_sweep.apply().get()
 
@@ -154,7 +153,7 @@ def test_run_sweep_hands_out_deliveries_in_chunks(fake_now, town_user, monkeypat
 
 
 def test_dispatch_keeps_the_deliveries_queue_short(fake_now, town_user, monkeypatch):
-    monkeypatch.setattr(sweep_tasks, "DISPATCH_CHUNK", 20)
+    monkeypatch.setattr(delivery_tasks, "DISPATCH_CHUNK", 20)
     fake_now(AFTER_DUE)
     notifications_create_bulk(
         [
@@ -169,13 +168,15 @@ def test_dispatch_keeps_the_deliveries_queue_short(fake_now, town_user, monkeypa
     monkeypatch.setattr(
         delivery_tasks.deliver_batch, "apply_async", lambda args: sent.append(args[0])
     )
-    monkeypatch.setattr(sweep_tasks, "queued_batches", lambda: sweep_tasks.MAX_QUEUED_BATCHES - 1)
+    monkeypatch.setattr(
+        delivery_tasks, "queued_batches", lambda: delivery_tasks.MAX_QUEUED_BATCHES - 1
+    )
 
     assert run_sweep.apply().get()["dispatched"] == 20
-    monkeypatch.setattr(sweep_tasks, "queued_batches", lambda: sweep_tasks.MAX_QUEUED_BATCHES)
+    monkeypatch.setattr(delivery_tasks, "queued_batches", lambda: delivery_tasks.MAX_QUEUED_BATCHES)
     assert run_sweep.apply().get()["dispatched"] == 0
     # Broker unreadable: dispatch anyway (a duplicate hand-out is harmless).
-    monkeypatch.setattr(sweep_tasks, "queued_batches", lambda: None)
+    monkeypatch.setattr(delivery_tasks, "queued_batches", lambda: None)
     assert run_sweep.apply().get()["dispatched"] == 25
     assert [len(ids) for ids in sent] == [20, 20, 5]
 
@@ -200,4 +201,4 @@ def test_task_names_queues_and_reliability_options(settings):
     entry = app.conf.beat_schedule["sweep"]
     assert entry["task"] == "workers.sweeps.run_sweep"
     assert entry["schedule"] == entry["options"]["expires"] == settings.SWEEP_INTERVAL_SECONDS
-    assert sweep_tasks.DISPATCH_CHUNK <= delivery_tasks.MAX_IDS  # a task takes a whole message
+    assert delivery_tasks.DISPATCH_CHUNK <= delivery_tasks.MAX_IDS  # a task takes a whole message

@@ -1,15 +1,16 @@
-"""Notifications: set-based creation (the outbox) and delivery of one row under a lease.
+"""Delivery: dispatch marks, claims under a lease, the send, and the recorded outcome.
 
-Nothing here talks to Celery: the sweeps create rows, the delivery layer (a Celery task or
-`manage.py sweep --once`) calls `delivery_attempt` per id (STYLE.md: services never `.delay()`).
+Nothing here talks to Celery: the delivery task (`workers.deliveries`) or `manage.py sweep
+--once` calls `deliveries_deliver` with ids that `deliveries_dispatch` handed out (STYLE.md:
+services never `.delay()`).
 
-Delivery protocol (RELIABILITY.md §2.6, §2.7):
-1. claim (own short transaction): the row must be `pending` with `next_attempt_at <= now`, or
+Delivery protocol (RELIABILITY.md §2.6, §2.7), a chunk of ids at a time:
+1. claim (one short statement): a row must be `pending` with `next_attempt_at <= now`, or
    `sending` with an expired lease; it becomes `sending`, `attempts + 1`,
    `lease_until = now + DELIVERY_LEASE_SECONDS`, `claimed_by = worker`. SKIP LOCKED: a row
    another worker is claiming right now is left to it.
 2. send, outside any transaction, after re-checking the lease is still ours.
-3. finish (own short transaction, only while `claimed_by` is still us): `sent`, or back to
+3. finish (one short statement, only while `claimed_by` is still us): `sent`, or back to
    `pending` with exponential backoff and jitter (transient error), or `failed` (permanent
    error, or transient errors exhausted `DELIVERY_MAX_ATTEMPTS`).
 A crash between 2 and 3 leaves the row `sending`; when the lease expires it is sent again with
@@ -21,20 +22,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import json
 import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 
-from mediation.accounts.models import User
 from mediation.agencies.models import Agency
+from mediation.core.db import bulk_cursor, is_postgres
 from mediation.notifications.channels import (
     SENDERS,
     ChannelSession,
@@ -43,7 +43,6 @@ from mediation.notifications.channels import (
     TransientError,
 )
 from mediation.notifications.models import (
-    ChannelPreference,
     Delivery,
     DeliveryChannel,
     DeliveryStatus,
@@ -53,262 +52,6 @@ from mediation.notifications.models import (
 logger = logging.getLogger(__name__)
 
 _random = secrets.SystemRandom()
-
-
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def bulk_cursor() -> Any:
-    """A cursor on the default connection that binds parameters server-side (PostgreSQL).
-
-    Django's psycopg cursors bind client-side: every element of a parameter array is quoted
-    into the SQL text, which for the outbox statements (thousands of Chinese texts per batch)
-    cost more client time than the server spent inserting (BENCHMARKS.md, sweep). With this
-    cursor `%b` parameters travel in the binary protocol, unquoted. Statements are never
-    prepared: a generic plan must not replace the planner's view of each batch. The cursor
-    goes through Django's wrappers, so query capture and `execute_wrapper` still see it.
-    """
-    connection.ensure_connection()
-    return connection._prepare_cursor(_unprepared_cursor_class()(connection.connection))
-
-
-@functools.cache
-def _unprepared_cursor_class() -> type:
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    class UnpreparedCursor(ServerBindingCursor):
-        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            kwargs["prepare"] = False
-            return super().execute(query, params, **kwargs)
-
-    return UnpreparedCursor
-
-
-# Creation ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NotificationSpec:
-    recipient_id: int
-    kind: str
-    subject: str
-    body: str
-    key: str
-    case_id: int | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    # The agency whose group robot also gets this message (one spec per event carries it).
-    webhook_agency_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Created:
-    notifications: int = 0
-    deliveries: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Prefs:
-    email: bool = True
-    sms: bool = False
-    webhook: bool = True
-
-
-def _load_preferences(
-    users: dict[int, dict[str, Any]], agency_ids: set[int]
-) -> tuple[dict[int, _Prefs], dict[int, _Prefs]]:
-    user_agencies = {u["agency_id"] for u in users.values() if u["agency_id"]}
-    rows = ChannelPreference.objects.filter(
-        Q(user_id__in=list(users)) | Q(agency_id__in=list(agency_ids | user_agencies))
-    ).values("user_id", "agency_id", "email", "sms", "webhook")
-    by_user: dict[int, _Prefs] = {}
-    by_agency: dict[int, _Prefs] = {}
-    for row in rows:
-        prefs = _Prefs(email=row["email"], sms=row["sms"], webhook=row["webhook"])
-        if row["user_id"]:
-            by_user[row["user_id"]] = prefs
-        else:
-            by_agency[row["agency_id"]] = prefs
-    return by_user, by_agency
-
-
-def outbox_sql(source: str) -> str:
-    """CTEs that write the outbox for the rows of the CTE `source`, in one statement.
-
-    `source` has the columns (ord, recipient_id, kind, case_id, subject, body, key, data,
-    webhook_agency_id), one row per notification wanted, keys unique. Defines:
-    - `outbox_notes` (id, kind, key): the notifications inserted now (ON CONFLICT (key) DO
-      NOTHING, inactive or unknown recipients skipped);
-    - `outbox_deliveries` (notification_id): their deliveries, per preferences: a user's own
-      row, else their agency's row, else the defaults (e-mail on when the user has an
-      address, SMS off, group robot on when `webhook_agency_id` has a URL and its agency row
-      does not turn it off).
-    Uses the parameter %(now)s. The one implementation of these rules on PostgreSQL, shared by
-    `notifications_create_bulk` and the sweep's level-1 statement.
-    """
-    return _OUTBOX_SQL.replace("__SOURCE__", source)
-
-
-_OUTBOX_SQL = """
-outbox_notes AS (
-    INSERT INTO notifications_notification
-        (recipient_id, kind, case_id, subject, body, key, data, created_at)
-    SELECT s.recipient_id, s.kind, s.case_id, left(s.subject, 200), s.body, s.key, s.data,
-           %(now)s
-    FROM __SOURCE__ s
-    JOIN accounts_user u ON u.id = s.recipient_id AND u.is_active
-    ORDER BY s.ord
-    ON CONFLICT (key) DO NOTHING
-    RETURNING id, kind, key
-),
-outbox_deliveries AS (
-    INSERT INTO notifications_delivery
-        (notification_id, channel, status, attempts, next_attempt_at, created_at, claimed_by,
-         address, last_error)
-    SELECT n.id, ch.channel, 'pending', 0, %(now)s, %(now)s, '', '', ''
-    FROM outbox_notes n
-    JOIN __SOURCE__ s ON s.key = n.key
-    JOIN accounts_user u ON u.id = s.recipient_id
-    LEFT JOIN notifications_channelpreference pu ON pu.user_id = u.id
-    LEFT JOIN notifications_channelpreference pa ON pa.agency_id = u.agency_id
-    LEFT JOIN agencies_agency w ON w.id = s.webhook_agency_id AND w.webhook_url <> ''
-    LEFT JOIN notifications_channelpreference pw ON pw.agency_id = w.id
-    CROSS JOIN LATERAL (VALUES
-        (1, 'email', COALESCE(pu.email, pa.email, true) AND u.email <> ''),
-        (2, 'sms', COALESCE(pu.sms, pa.sms, false) AND u.phone <> ''),
-        (3, 'webhook', w.id IS NOT NULL AND COALESCE(pw.webhook, true))
-    ) AS ch(rank, channel, wanted)
-    WHERE ch.wanted
-    ORDER BY s.ord, ch.rank
-    RETURNING notification_id
-)"""
-# No ON CONFLICT on the deliveries: they belong to notifications this very statement inserted
-# (`outbox_notes`, keys unique), which no other transaction can see yet, so (notification,
-# channel) cannot exist already. A plain insert skips the speculative-insertion protocol (an
-# arbiter probe and a token per row; about 5% of a sweep batch's server time).
-
-
-_CREATE_BULK_SQL = """
-WITH spec AS (
-    SELECT * FROM unnest(%(recipients)b::bigint[], %(kinds)b::varchar[], %(cases)b::bigint[],
-                         %(subjects)b::varchar[], %(bodies)b::text[], %(keys)b::varchar[],
-                         %(data)b::jsonb[], %(hooks)b::bigint[])
-        WITH ORDINALITY AS t(recipient_id, kind, case_id, subject, body, key, data,
-                             webhook_agency_id, ord)
-),__OUTBOX__
-SELECT n.kind, count(*), (SELECT count(*) FROM outbox_deliveries)
-FROM outbox_notes n GROUP BY n.kind
-""".replace("__OUTBOX__", outbox_sql("spec"))
-
-
-def _create_bulk_postgres(specs: Sequence[NotificationSpec], now: dt.datetime) -> Created:
-    params = {
-        "now": now,
-        "recipients": [s.recipient_id for s in specs],
-        "kinds": [s.kind for s in specs],
-        "cases": [s.case_id for s in specs],
-        "subjects": [s.subject for s in specs],
-        "bodies": [s.body for s in specs],
-        "keys": [s.key for s in specs],
-        "data": [json.dumps(s.data, ensure_ascii=False) for s in specs],
-        "hooks": [s.webhook_agency_id for s in specs],
-    }
-    with bulk_cursor() as cur:
-        cur.execute(_CREATE_BULK_SQL, params)
-        rows = cur.fetchall()
-    by_kind = {kind: n for kind, n, _d in rows}
-    deliveries = rows[0][2] if rows else 0
-    return Created(notifications=sum(by_kind.values()), deliveries=deliveries, by_kind=by_kind)
-
-
-def _insert_notifications(specs: Sequence[NotificationSpec], now: dt.datetime) -> dict[str, int]:
-    """SQLite demo: correctness only (single writer). Returns {key: id} of the rows inserted."""
-    existing = set(
-        Notification.objects.filter(key__in=[s.key for s in specs]).values_list("key", flat=True)
-    )
-    fresh = [s for s in specs if s.key not in existing]
-    Notification.objects.bulk_create(
-        [
-            Notification(
-                recipient_id=s.recipient_id,
-                kind=s.kind,
-                case_id=s.case_id,
-                subject=s.subject[:200],
-                body=s.body,
-                key=s.key,
-                data=s.data,
-                created_at=now,
-            )
-            for s in fresh
-        ],
-        ignore_conflicts=True,
-    )
-    return dict(
-        Notification.objects.filter(key__in=[s.key for s in fresh]).values_list("key", "id")
-    )
-
-
-def _insert_deliveries(rows: Sequence[tuple[int, str]], now: dt.datetime) -> int:
-    if not rows:
-        return 0
-    objs = [
-        Delivery(notification_id=n, channel=ch, next_attempt_at=now, created_at=now)
-        for n, ch in rows
-    ]
-    Delivery.objects.bulk_create(objs, ignore_conflicts=True)
-    return len(objs)
-
-
-def notifications_create_bulk(specs: Iterable[NotificationSpec], *, now: dt.datetime) -> Created:
-    """Create notifications and their deliveries, set-based. Call inside the caller's
-    transaction: the rows commit (or roll back) with whatever made them due.
-
-    On PostgreSQL one statement however many specs (`outbox_sql`): notifications and
-    deliveries inserted together, recipients and preferences joined in the database. Keys
-    already present are skipped (idempotent). Inactive recipients get nothing.
-    """
-    specs = list({s.key: s for s in specs}.values())
-    if not specs:
-        return Created()
-    if is_postgres():
-        return _create_bulk_postgres(specs, now)
-    # SQLite demo: the same rules in Python, a few statements per call.
-    users = {
-        u["id"]: u
-        for u in User.objects.filter(pk__in={s.recipient_id for s in specs}, is_active=True).values(
-            "id", "email", "phone", "agency_id"
-        )
-    }
-    specs = [s for s in specs if s.recipient_id in users]
-    if not specs:
-        return Created()
-    webhook_agency_ids = {s.webhook_agency_id for s in specs if s.webhook_agency_id}
-    webhooks = dict(
-        Agency.objects.filter(pk__in=webhook_agency_ids)
-        .exclude(webhook_url="")
-        .values_list("id", "webhook_url")
-    )
-    by_user, by_agency = _load_preferences(users, webhook_agency_ids)
-    inserted = _insert_notifications(specs, now)
-    rows: list[tuple[int, str]] = []
-    by_kind: dict[str, int] = {}
-    for spec in specs:
-        notification_id = inserted.get(spec.key)
-        if notification_id is None:
-            continue
-        by_kind[spec.kind] = by_kind.get(spec.kind, 0) + 1
-        user = users[spec.recipient_id]
-        prefs = by_user.get(user["id"]) or by_agency.get(user["agency_id"]) or _Prefs()
-        if prefs.email and user["email"]:
-            rows.append((notification_id, str(DeliveryChannel.EMAIL)))
-        if prefs.sms and user["phone"]:
-            rows.append((notification_id, str(DeliveryChannel.SMS)))
-        agency_id = spec.webhook_agency_id
-        if agency_id and agency_id in webhooks and by_agency.get(agency_id, _Prefs()).webhook:
-            rows.append((notification_id, str(DeliveryChannel.WEBHOOK)))
-    deliveries = _insert_deliveries(rows, now)
-    return Created(notifications=len(inserted), deliveries=deliveries, by_kind=by_kind)
 
 
 # Dispatch (hand ids to the delivery layer) -----------------------------------------------------
@@ -343,7 +86,7 @@ def deliveries_dispatch(*, now: dt.datetime, limit: int) -> list[int]:
     The mark (`dispatched_until = now + lease`) keeps the next sweeps from handing the same
     ids to Celery again while a message for them is queued. If that message is lost (Redis
     restarted or flushed, a publish failed), the mark expires and a later sweep hands them out
-    again. A duplicate hand-out is harmless: `delivery_attempt` claims under a lease.
+    again. A duplicate hand-out is harmless: `deliveries_deliver` claims under a lease.
     """
     until = now + dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     not_dispatched = Q(dispatched_until__isnull=True) | Q(dispatched_until__lte=now)
@@ -452,17 +195,6 @@ def _claim(delivery_id: int, *, now: dt.datetime, worker: str) -> Delivery | Non
     return delivery
 
 
-def _still_ours(delivery_id: int, worker: str) -> bool:
-    """The lease re-check just before a send (one primary-key read, no ORM)."""
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT 1 FROM notifications_delivery WHERE id = %s AND status = %s "
-            "AND claimed_by = %s",
-            [delivery_id, DeliveryStatus.SENDING.value, worker[:200]],
-        )
-        return cur.fetchone() is not None
-
-
 def _still_ours_many(ids: Sequence[int], worker: str) -> set[int]:
     """`_still_ours` for many rows in one statement: the ids still `sending` under our claim."""
     if not ids:
@@ -549,6 +281,7 @@ def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
             "recipient__email",
             "recipient__phone",
             "case__holder_agency__webhook_url",
+            "created_at",
         )
     }
     hook_agencies = {
@@ -566,7 +299,7 @@ def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
         found = notifications.get(r.notification_id)
         if found is None:
             continue
-        pk, subject, body, data, email, phone, case_webhook_url = found
+        pk, subject, body, data, email, phone, case_webhook_url, created_at = found
         webhook_url = ""
         if r.channel == DeliveryChannel.WEBHOOK:
             agency_id = (data or {}).get("webhook_agency_id")
@@ -578,16 +311,9 @@ def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
             email=email or "",
             phone=phone or "",
             webhook_url=webhook_url,
+            created_at=created_at,
         )
     return out
-
-
-def _outbound(delivery: Delivery) -> OutboundMessage:
-    claimed = _Claimed(delivery.pk, delivery.notification_id, delivery.channel, delivery.attempts)
-    message = _outbound_many([claimed]).get(delivery.pk)
-    if message is None:
-        raise Notification.DoesNotExist(f"notification {delivery.notification_id}")
-    return message
 
 
 def _send(
@@ -597,19 +323,18 @@ def _send(
     worker: str,
     session: ChannelSession | None,
     later: Callable[[], dt.datetime],
-    still_ours: Callable[[], bool] | None = None,
+    still_ours: Callable[[], bool],
 ) -> tuple[str, dict[str, Any]]:
-    """Send one claimed delivery, re-checking the lease first (`still_ours`, by default one
-    query for this row). Returns the outcome (sent | retry | failed | lost) and the fields to
-    record (none for `lost`: the row follows its new owner). Never raises for a channel
-    error."""
+    """Send one claimed delivery, re-checking the lease first (`still_ours`). Returns the
+    outcome (sent | retry | failed | lost) and the fields to record (none for `lost`: the row
+    follows its new owner). Never raises for a channel error."""
     try:
         if isinstance(message, Exception):  # reading the message failed: like a failed send
             raise message
         delay = settings.DELIVERY_TEST_DELAY_SECONDS
         if delay > 0:
             time.sleep(delay)
-        if not (still_ours() if still_ours is not None else _still_ours(row.id, worker)):
+        if not still_ours():
             logger.warning("delivery %s: lease lost before sending; not sent", row.id)
             return "lost", {}
         address = SENDERS[row.channel](message, session)
@@ -648,37 +373,6 @@ def _send(
         "address": address[:500],
         "last_error": "",
     }
-
-
-def delivery_attempt(
-    *, delivery_id: int, now: dt.datetime, worker: str, session: ChannelSession | None = None
-) -> str:
-    """Claim, send and record one delivery. Returns sent | retry | failed | skipped | lost.
-
-    `skipped`: not claimable now (already sent, failed, in backoff, or another worker's lease).
-    `lost`: our lease was taken over while we were sending (we sent anyway; the row follows
-    the other worker). Never raises for a channel error: one bad message must not block the
-    others in a batch.
-    """
-    started = time.monotonic()
-    delivery = _claim(delivery_id, now=now, worker=worker)
-    if delivery is None:
-        return "skipped"
-    row = _Claimed(delivery.pk, delivery.notification_id, delivery.channel, delivery.attempts)
-    try:
-        message: OutboundMessage | Exception = _outbound(delivery)
-    except Exception as exc:  # recorded by _send like a failing send
-        message = exc
-    outcome, fields = _send(
-        row,
-        message,
-        worker=worker,
-        session=session,
-        later=lambda: now + dt.timedelta(seconds=time.monotonic() - started),
-    )
-    if fields and not _finish(delivery.pk, worker, **fields) and outcome == "sent":
-        outcome = "lost"
-    return outcome
 
 
 @dataclass
@@ -804,17 +498,3 @@ def _deliver_chunk(
         if time.monotonic() - oldest >= FINISH_WITHIN_SECONDS:
             flush()
     flush()
-
-
-# Inbox -----------------------------------------------------------------------------------------
-
-
-def notification_mark_read(*, user: User, notification_ids: Iterable[int], now: dt.datetime) -> int:
-    """Mark the user's own notifications read; others' ids are ignored. Returns the count."""
-    return Notification.objects.filter(
-        recipient=user, pk__in=list(notification_ids), read_at__isnull=True
-    ).update(read_at=now)
-
-
-def notification_mark_all_read(*, user: User, now: dt.datetime) -> int:
-    return Notification.objects.filter(recipient=user, read_at__isnull=True).update(read_at=now)
