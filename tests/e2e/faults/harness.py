@@ -21,6 +21,7 @@ import email.policy
 import json
 import logging
 import os
+import queue
 import random
 import shutil
 import signal
@@ -76,12 +77,61 @@ def wait_until(
 # Processes ------------------------------------------------------------------------------------
 
 
+class _Spawner:
+    """The one thread that forks every managed process; it lives as long as the test process.
+
+    `setpriv --pdeathsig KILL` ties a child to the *thread* that forked it, not to the
+    process: Linux sends the parent-death signal when that thread exits (prctl(2),
+    PR_SET_PDEATHSIG). A worker started from a short-lived thread — the Redis fault test's
+    `RestartPolicy` watcher, which ends with the fault rounds — was SIGKILLed the moment that
+    thread ended, and the test then saw "both workers stopped consuming" (their main processes
+    were zombies with no connection to Redis) while beat kept publishing. Forking from this
+    thread keeps "dies with the test runner" and nothing else.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue]] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, fork: Callable[[], Any]) -> Any:
+        """Call `fork` on the spawner thread and return its result (or raise its exception)."""
+        if threading.current_thread() is self._thread:
+            return fork()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="fault-harness-spawner", daemon=True
+                )
+                self._thread.start()
+        answer: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self._requests.put((fork, answer))
+        ok, value = answer.get()
+        if not ok:
+            raise value
+        return value
+
+    def _serve(self) -> None:
+        while True:  # never returns: the thread's end would kill every child it forked
+            fork, answer = self._requests.get()
+            try:
+                answer.put((True, fork()))
+            except BaseException as exc:  # handed to the caller
+                answer.put((False, exc))
+
+
+_SPAWNER = _Spawner()
+
+
 class ManagedProcess:
     """A subprocess in its own session/process group, logging to one file across restarts.
 
     With `setpriv --pdeathsig KILL` the process dies with the test runner even if the runner is
     killed before its finalizers run; `kill()` SIGKILLs the whole process group (the Celery
-    main process and its prefork children).
+    main process and its prefork children). `start()` may be called from any thread: the fork
+    happens on `_SPAWNER`'s thread, which lives as long as the runner (see `_Spawner`).
     """
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path):
@@ -100,14 +150,16 @@ class ManagedProcess:
             stamp = dt.datetime.now().isoformat(timespec="milliseconds")
             log.write(f"\n===== {stamp} start #{self.starts + 1}: {self.argv}\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=REPO_ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+            self.proc = _SPAWNER.run(
+                lambda: subprocess.Popen(
+                    argv,
+                    cwd=REPO_ROOT,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             )
         self.starts += 1
         return self

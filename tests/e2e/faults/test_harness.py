@@ -11,6 +11,8 @@ import datetime as dt
 import json
 import random
 import smtplib
+import sys
+import threading
 import time
 import urllib.request
 from email.message import EmailMessage
@@ -21,7 +23,9 @@ import pytest
 from mediation.core import clock as core_clock
 from mediation.core.clock import SHANGHAI
 from tests.e2e.faults.harness import (
+    SETPRIV,
     FakeClock,
+    ManagedProcess,
     check_invariants,
     disputes_register,
     township_create,
@@ -106,6 +110,33 @@ def test_worker_answers_ping_survives_a_child_kill_and_restarts_after_kill_9(clu
     cluster.restart("w1")
     cluster.wait_workers_ready(["w1"], timeout=60)
     assert worker.starts == 2
+
+
+@pytest.mark.skipif(SETPRIV is None, reason="no setpriv: processes are not tied to the runner")
+def test_a_process_started_from_a_thread_that_ends_keeps_running(tmp_path):
+    """`setpriv --pdeathsig KILL` ties a child to the thread that forked it (prctl(2)): a
+    worker that the fault test's restart policy (a thread) started again was SIGKILLed when
+    that thread ended, and the test then saw "both workers stopped consuming"."""
+    procs = [
+        ManagedProcess(
+            f"sleeper{i}",
+            [sys.executable, "-c", "import time; time.sleep(60)"],
+            {"PATH": "/usr/bin:/bin"},
+            tmp_path / f"sleeper{i}.log",
+        )
+        for i in range(2)
+    ]
+    try:
+        procs[0].start()  # from this (the main) thread
+        starter = threading.Thread(target=lambda: (procs[1].start(), time.sleep(0.5)))
+        starter.start()
+        starter.join()
+        time.sleep(1.0)  # the parent-death signal would have arrived by now
+
+        assert [p.alive() for p in procs] == [True, True]
+    finally:
+        for p in procs:
+            p.kill()
 
 
 @pytest.mark.django_db(transaction=True)
