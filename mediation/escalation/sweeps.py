@@ -352,7 +352,8 @@ _LEVEL1_CANDIDATES_SQL = """
 SELECT c.id FROM deadlines_clock c
 WHERE c.status = 'running' AND c.kind = %(duty)s AND c.due_at <= %(now)s
   AND NOT EXISTS (
-      SELECT 1 FROM escalation_escalation x WHERE x.clock_id = c.id AND x.level = 1)
+      SELECT 1 FROM escalation_escalation x
+          WHERE x.clock_id = c.id AND x.level = 1 AND x.status <> 'superseded')
 ORDER BY c.due_at, c.id
 LIMIT %(window)s
 """
@@ -371,7 +372,8 @@ WITH claimed AS (
     WHERE c.id = ANY(%(ids)b::bigint[])
       AND c.status = 'running' AND c.kind = %(duty)s AND c.due_at <= %(now)s
       AND NOT EXISTS (
-          SELECT 1 FROM escalation_escalation x WHERE x.clock_id = c.id AND x.level = 1)
+          SELECT 1 FROM escalation_escalation x
+          WHERE x.clock_id = c.id AND x.level = 1 AND x.status <> 'superseded')
     ORDER BY c.due_at, c.id
     FOR NO KEY UPDATE OF c SKIP LOCKED
     FOR KEY SHARE OF k SKIP LOCKED
@@ -392,7 +394,7 @@ escalated AS (
     JOIN agencies_agency h ON h.id = k.holder_agency_id
     LEFT JOIN agencies_agency o ON o.id = cl.owner_id
     ORDER BY cl.due_at, cl.clock_id
-    ON CONFLICT (clock_id, level) DO NOTHING
+    ON CONFLICT (clock_id, level) WHERE status <> 'superseded' DO NOTHING
     RETURNING id, clock_id, case_id, agency_id, data
 ),
 addressed AS (
@@ -507,7 +509,9 @@ def _notice(clock: Clock, case: Case, level: int, agency: Agency | None, ctx: Sw
 
 
 def _level1_orm(ctx: SweepContext) -> list[dict[str, Any]]:
-    has_level1 = Escalation.objects.filter(clock=OuterRef("pk"), level=1)
+    has_level1 = Escalation.objects.filter(clock=OuterRef("pk"), level=1).exclude(
+        status=EscalationStatus.SUPERSEDED
+    )
     clocks = (
         Clock.objects.filter(status=ClockStatus.RUNNING, kind=DUTY, due_at__lte=ctx.now)
         .exclude(Exists(has_level1))
@@ -719,7 +723,8 @@ claimed AS (
            c.rule_code, c.due, c.due_at, c.generation, c.agency_id AS owner_id,
            EXISTS (
                SELECT 1 FROM escalation_escalation x
-               WHERE x.clock_id = e.clock_id AND (x.level > e.level OR x.status <> 'open')
+               WHERE x.clock_id = e.clock_id AND x.status <> 'superseded'
+                 AND (x.level > e.level OR x.status <> 'open')
            ) AS blocked
     FROM candidates cd
     JOIN escalation_escalation e ON e.id = cd.id
@@ -759,14 +764,16 @@ JOIN cases_case k ON k.id = cl.case_id
 JOIN agencies_agency h ON h.id = k.holder_agency_id
 LEFT JOIN agencies_agency o ON o.id = cl.owner_id
 LEFT JOIN agencies_agency t ON t.id = cl.target_id
-ON CONFLICT (clock_id, level) DO NOTHING
+ON CONFLICT (clock_id, level) WHERE status <> 'superseded' DO NOTHING
 RETURNING id, clock_id, case_id, level, agency_id, data
 """.replace("__NOTICE_FIELDS__", _NOTICE_FIELDS)
 
 
 def _climb_orm(ctx: SweepContext) -> list[dict[str, Any]]:
-    blocked = Escalation.objects.filter(clock=OuterRef("clock_id")).filter(
-        Q(level__gt=OuterRef("level")) | ~Q(status=EscalationStatus.OPEN)
+    blocked = (
+        Escalation.objects.filter(clock=OuterRef("clock_id"))
+        .exclude(status=EscalationStatus.SUPERSEDED)
+        .filter(Q(level__gt=OuterRef("level")) | ~Q(status=EscalationStatus.OPEN))
     )
     candidates = (
         Escalation.objects.filter(
