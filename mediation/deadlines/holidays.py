@@ -53,9 +53,13 @@ def lock_calendar_for_change() -> None:
         return
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])
+            cursor.execute(
+                "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+                [LOCK_TIMEOUT],
+            )
+            (previous, _set) = cursor.fetchone()
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CALENDAR_LOCK_KEY])
-            cursor.execute("SELECT set_config('lock_timeout', '0', true)")
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
     except OperationalError as exc:
         if getattr(getattr(exc, "__cause__", None), "sqlstate", None) == "55P03":
             raise HolidayDataBusy(busy_message()) from exc
@@ -81,7 +85,7 @@ class _Snapshot:
 
     def calendar(self) -> ChineseCalendar:
         return ChineseCalendar(
-            {d: (w, n) for d, (w, _n, _s) in self.overrides.items()}, declared_years=self.years
+            {d: (w, n) for d, (w, n, _s) in self.overrides.items()}, declared_years=self.years
         )
 
 

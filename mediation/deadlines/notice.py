@@ -195,7 +195,9 @@ def parse_notice(text: str) -> ParsedNotice:
             None,
             "",
             "",
-            problems=["不是国务院办公厅放假通知：未找到“国务院办公厅关于YYYY年部分节假日安排的通知”"],
+            problems=[
+                "不是国务院办公厅放假通知：未找到“国务院办公厅关于YYYY年部分节假日安排的通知”"
+            ],
         )
     title = title_match.group(0) if title_match else ""
     problems: list[str] = []
@@ -211,7 +213,10 @@ def parse_notice(text: str) -> ParsedNotice:
     if any(y != year for y in years):
         problems.append(f"通知年份不一致：标题为 {year} 年，正文为 {years[-1]} 年")
     doc = _DOC_NUMBER.search(text)
-    source = f"国办发明电〔{doc.group(1)}〕{doc.group(2)}号" if doc else (title or f"{year}年放假通知")
+    if doc:
+        source = f"国办发明电〔{doc.group(1)}〕{doc.group(2)}号"
+    else:
+        source = title or f"{year}年放假通知"
     notice = ParsedNotice(year=year, title=title, source=source, problems=problems)
     if not items:
         problems.append("未找到任何放假安排条目（应为“一、元旦：……”）")

@@ -254,3 +254,45 @@ def plan_reminders_for_case(
         planned += result.planned
         reactivated += result.reactivated
     return PlanResult(planned=planned, cancelled=cancelled, reactivated=reactivated)
+
+
+def plan_reminders_for_redated_clocks(
+    clocks: Iterable[Clock], *, now: dt.datetime, calendar: policy.Calendar
+) -> PlanResult:
+    """Re-plan after a bulk re-dating (the holiday recompute, issue 10), set-based.
+
+    Each clock's `generation` was bumped and saved by the caller: its planned reminders of
+    older generations are cancelled ("superseded", one statement for all), and the running duty
+    clocks get the new generation's reminders (one insert for all). Same rules as
+    `plan_reminders_for_case`; idempotent (unique (clock, generation, offset)).
+    """
+    clocks = list(clocks)
+    cancelled = _cancel_stale(0, now, [c.pk for c in clocks])
+    new: list[Reminder] = []
+    for clock in clocks:
+        if clock.status != ClockStatus.RUNNING or clock.kind != policy.ClockKind.DUTY:
+            continue
+        try:
+            rule = policy.get_rule(clock.rule_code)
+        except policy.UnknownRule:
+            continue
+        for w in reminder_plan(
+            rule=rule,
+            start=clock.start_date,
+            due=clock.due,
+            due_at=clock.due_at,
+            now=now,
+            calendar=calendar,
+        ):
+            new.append(
+                Reminder(
+                    clock_id=clock.pk,
+                    generation=clock.generation,
+                    offset_code=w.offset_code,
+                    send_at=w.send_at,
+                    created_at=now,
+                )
+            )
+    if new:
+        Reminder.objects.bulk_create(new, ignore_conflicts=True, batch_size=2000)
+    return PlanResult(planned=len(new), cancelled=cancelled)

@@ -44,8 +44,16 @@ from mediation.core.clock import SHANGHAI, end_of_day, local_date
 from mediation.core.clock import now as clock_now
 from mediation.deadlines import policy
 from mediation.deadlines.calendar_source import current_calendar
-from mediation.deadlines.models import Clock, ClockStatus, Reminder, ReminderStatus
+from mediation.deadlines.models import (
+    Clock,
+    ClockStatus,
+    HolidayChange,
+    HolidayChangeStatus,
+    Reminder,
+    ReminderStatus,
+)
 from mediation.escalation.models import Escalation, EscalationStatus, SweepRun
+from mediation.escalation.recalendar import holidays_recompute_pending
 from mediation.escalation.routing import AgencyNode, Ladder
 from mediation.notifications.models import NotificationKind
 from mediation.notifications.services import (
@@ -82,6 +90,8 @@ class SweepCounts:
     notifications_queued: int = 0
     deliveries_queued: int = 0
     batches: int = 0
+    # Clocks re-dated by a holiday-data change before anything was escalated (recalendar.py).
+    holiday_clocks_moved: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -1254,7 +1264,8 @@ def sweep_run(
     budget_seconds: float | None = None,
     wall_clock: Callable[[], dt.datetime] = clock_now,
 ) -> SweepResult:
-    """One full sweep at `now`: resolve stale escalations, escalate, climb, send reminders.
+    """One full sweep at `now`: re-date clocks after holiday-data changes, resolve stale
+    escalations, escalate, climb, send reminders.
 
     Idempotent: a second sweep at the same `now` finds nothing to do. Recorded as a SweepRun
     (started, finished, counts) for health checks and duplicate-beat observability.
@@ -1269,7 +1280,13 @@ def sweep_run(
     run = SweepRun.objects.create(
         started_at=wall_clock(), swept_until=now, trigger=trigger[:32], runner=runner_name()
     )
+    # First, so that nothing escalates against a calendar that was just corrected.
+    moved = 0
+    if HolidayChange.objects.filter(status=HolidayChangeStatus.PENDING).exists():
+        moved = holidays_recompute_pending(now=now, budget=budget_seconds).clocks_moved
+        close_old_connections_if_idle()
     ctx = make_context(now=now, batch_size=batch_size)
+    ctx.counts.holiday_clocks_moved = moved
     ctx.after_outage = (
         last_swept is not None
         and (now - last_swept).total_seconds() > settings.REMINDER_DIGEST_AFTER_SECONDS

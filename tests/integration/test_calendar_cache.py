@@ -24,7 +24,9 @@ SAT = date(2030, 6, 1)  # a Saturday of a year the package does not cover
 
 def test_fingerprint_function_reads_the_models_tables() -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'deadlines_calendar_fingerprint'")
+        cursor.execute(
+            "SELECT prosrc FROM pg_proc WHERE proname = 'deadlines_calendar_fingerprint'"
+        )
         (source,) = cursor.fetchone()
 
     assert f"FROM {HolidayOverride._meta.db_table} o" in source
