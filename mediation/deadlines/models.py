@@ -260,3 +260,12 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.clock_id}/{self.generation}/{self.offset_code} @ {self.send_at}"
+
+
+class HolidayNotice(HolidayOverride):
+    """The admin's 导入放假通知 page (法定期限 → 导入放假通知): a proxy, no table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("导入放假通知")
+        verbose_name_plural = _("导入放假通知")

@@ -31,7 +31,7 @@ from mediation.deadlines.models import (
 )
 from mediation.deadlines.notice import parse_notice_strict
 from mediation.escalation.models import Escalation, EscalationStatus
-from mediation.escalation.recalendar import holiday_change_recompute, holidays_recompute_pending
+from mediation.escalation.recalendar import holidays_recompute_pending
 from mediation.escalation.selectors import escalation_queue_for
 from mediation.escalation.sweeps import sweep_run
 from mediation.notifications.models import Notification
@@ -94,7 +94,8 @@ def test_entering_the_years_notice_makes_a_provisional_clock_final(town):
     version = Case.objects.get(pk=case.pk).version
 
     applied = holiday_notice_apply(parse_notice_strict(NOTICE_2027), now=NOW)
-    assert applied.change is not None and applied.year_created
+    assert applied.change is not None
+    assert applied.year_created
     counts = recompute()
 
     clock.refresh_from_db()
@@ -112,7 +113,8 @@ def test_entering_the_years_notice_makes_a_provisional_clock_final(town):
     )
     assert event.version == version + 1 == Case.objects.get(pk=case.pk).version
     assert event.data["clock_id"] == clock.pk
-    assert counts.clocks_moved == 1 and counts.changes == 1
+    assert counts.clocks_moved == 1
+    assert counts.changes == 1
     assert HolidayChange.objects.get().status == HolidayChangeStatus.DONE
 
 
@@ -209,7 +211,8 @@ def test_the_sweep_recomputes_pending_changes_before_it_escalates(town):
     counts = sweep_run(now=dt.datetime(2026, 12, 9, 10, 0, tzinfo=SHANGHAI), trigger="t").counts
     clock.refresh_from_db()
     assert clock.due == D("2026-12-09")
-    assert counts.holiday_clocks_moved == 1 and counts.escalated == 0
+    assert counts.holiday_clocks_moved == 1
+    assert counts.escalated == 0
     assert not Escalation.objects.filter(clock=clock).exists()
 
 
@@ -276,7 +279,8 @@ def test_a_change_that_alters_no_day_records_nothing(town):
     with holiday_change(now=NOW) as record:
         # 2026-10-01 is already 国庆节 in the package: entering it changes only the source.
         HolidayOverride.objects.create(date=D("2026-10-01"), is_workday=False, name="国庆节")
-    assert record.change is None and HolidayChange.objects.count() == 0
+    assert record.change is None
+    assert HolidayChange.objects.count() == 0
 
 
 # Real concurrency: two connections ----------------------------------------------------------
@@ -288,7 +292,7 @@ def _in_thread(fn):
     def run():
         try:
             fn()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connections.close_all()
@@ -368,9 +372,8 @@ def test_a_change_while_a_transaction_counts_with_the_calendar_times_out_cleanly
     thread, errors = _in_thread(reader)
     assert holding.wait(5)
     try:
-        with pytest.raises(HolidayDataBusy) as info:
-            with holiday_change(now=NOW):
-                HolidayOverride.objects.create(date=D("2030-06-01"), is_workday=True)
+        with pytest.raises(HolidayDataBusy) as info, holiday_change(now=NOW):
+            HolidayOverride.objects.create(date=D("2030-06-01"), is_workday=True)
     finally:
         release.set()
         thread.join(5)

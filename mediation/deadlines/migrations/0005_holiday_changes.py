@@ -76,5 +76,18 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(condition=models.Q(('status', 'pending')), fields=['id'], name='holidaychange_pending_idx')],
             },
         ),
+        migrations.CreateModel(
+            name='HolidayNotice',
+            fields=[
+            ],
+            options={
+                'verbose_name': '导入放假通知',
+                'verbose_name_plural': '导入放假通知',
+                'proxy': True,
+                'indexes': [],
+                'constraints': [],
+            },
+            bases=('deadlines.holidayoverride',),
+        ),
         migrations.RunPython(create_function, drop_function),
     ]
