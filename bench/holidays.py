@@ -115,7 +115,8 @@ def prepare(today: dt.date) -> int:
             FROM deadlines_clock c
             WHERE c.case_id = k.id AND c.status = 'running' AND k.id %% 10 = 5
               AND k.next_due_at IS DISTINCT FROM c.due_at
-            """
+            """,
+            [],
         )
         cur.execute(
             "SELECT count(*) FROM deadlines_clock WHERE status = 'running' AND case_id %% 10 = 5"
@@ -138,9 +139,10 @@ def reset(today: dt.date) -> None:
         cur.execute("DELETE FROM cases_caseevent WHERE transition = 'holiday_recompute'")
         cur.execute(
             "DELETE FROM notifications_delivery d USING notifications_notification n"
-            " WHERE d.notification_id = n.id AND n.key LIKE 'holiday:%%'"
+            " WHERE d.notification_id = n.id AND n.key LIKE 'holiday:%%'",
+            [],
         )
-        cur.execute("DELETE FROM notifications_notification WHERE key LIKE 'holiday:%%'")
+        cur.execute("DELETE FROM notifications_notification WHERE key LIKE 'holiday:%%'", [])
         cur.execute(
             "DELETE FROM deadlines_reminder r USING deadlines_clock c"
             " WHERE r.clock_id = c.id AND c.case_id %% 10 = 5 AND c.start_date >= %s",

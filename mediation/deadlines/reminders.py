@@ -268,7 +268,8 @@ def plan_reminders_for_redated_clocks(
     """
     clocks = list(clocks)
     cancelled = _cancel_stale(0, now, [c.pk for c in clocks])
-    new: list[Reminder] = []
+    # (clock id, generation, offset code, send_at) of the new generation's reminders.
+    new: list[tuple[int, int, str, dt.datetime]] = []
     for clock in clocks:
         if clock.status != ClockStatus.RUNNING or clock.kind != policy.ClockKind.DUTY:
             continue
@@ -284,15 +285,31 @@ def plan_reminders_for_redated_clocks(
             now=now,
             calendar=calendar,
         ):
-            new.append(
-                Reminder(
-                    clock_id=clock.pk,
-                    generation=clock.generation,
-                    offset_code=w.offset_code,
-                    send_at=w.send_at,
-                    created_at=now,
-                )
+            new.append((clock.pk, clock.generation, w.offset_code, w.send_at))
+    if new and connection.vendor == "postgresql":
+        from mediation.notifications.services import bulk_cursor
+
+        # One statement whatever the count (the ORM's INSERT compiles per row).
+        with bulk_cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO deadlines_reminder
+                    (clock_id, generation, offset_code, send_at, status, created_at,
+                     cancel_reason, digested)
+                SELECT u.clock_id, u.generation, u.offset_code, u.send_at, %b, %b, '', false
+                FROM unnest(%b::bigint[], %b::int[], %b::text[], %b::timestamptz[])
+                     AS u(clock_id, generation, offset_code, send_at)
+                ON CONFLICT (clock_id, generation, offset_code) DO NOTHING
+                """,
+                [ReminderStatus.PLANNED.value, now, *(list(col) for col in zip(*new, strict=True))],
             )
-    if new:
-        Reminder.objects.bulk_create(new, ignore_conflicts=True, batch_size=2000)
+    elif new:
+        Reminder.objects.bulk_create(
+            [
+                Reminder(clock_id=c, generation=g, offset_code=o, send_at=at, created_at=now)
+                for c, g, o, at in new
+            ],
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
     return PlanResult(planned=len(new), cancelled=cancelled)

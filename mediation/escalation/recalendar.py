@@ -56,7 +56,11 @@ from mediation.deadlines.models import (
 from mediation.deadlines.reminders import plan_reminders_for_redated_clocks
 from mediation.escalation.models import Escalation, EscalationStatus
 from mediation.notifications.models import NotificationKind
-from mediation.notifications.services import NotificationSpec, notifications_create_bulk
+from mediation.notifications.services import (
+    NotificationSpec,
+    bulk_cursor,
+    notifications_create_bulk,
+)
 
 BATCH_SIZE = 2000
 SKIP_RETRIES = 10
@@ -258,15 +262,15 @@ def _write_clocks(clocks: list[Clock]) -> None:
     if connection.vendor != "postgresql":
         Clock.objects.bulk_update(clocks, [*_FIELDS, "generation"])
         return
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.execute(
             """
             UPDATE deadlines_clock c
             SET nominal_due = u.nominal_due, due = u.due, due_at = u.due_at,
                 provisional = u.provisional, paused_days = u.paused_days,
                 explanation = u.explanation::jsonb, generation = u.generation
-            FROM unnest(%s::bigint[], %s::date[], %s::date[], %s::timestamptz[], %s::bool[],
-                        %s::int[], %s::text[], %s::int[])
+            FROM unnest(%b::bigint[], %b::date[], %b::date[], %b::timestamptz[], %b::bool[],
+                        %b::int[], %b::text[], %b::int[])
                  AS u(id, nominal_due, due, due_at, provisional, paused_days, explanation,
                       generation)
             WHERE c.id = u.id
@@ -324,15 +328,15 @@ def _bump_cases(per_case: dict[int, int], *, now: dt.datetime) -> dict[int, int]
     if connection.vendor == "postgresql":
         # next_due_at: the rule of `cases.services.case_sync_next_due` (earliest running duty
         # clock's due_at), in SQL for the whole batch.
-        with connection.cursor() as cursor:
+        with bulk_cursor() as cursor:
             cursor.execute(
                 """
                 UPDATE cases_case k
-                SET version = k.version + m.n, updated_at = %s,
+                SET version = k.version + m.n, updated_at = %b,
                     next_due_at = (SELECT min(c.due_at) FROM deadlines_clock c
                                    WHERE c.case_id = k.id AND c.status = 'running'
-                                     AND c.kind = %s)
-                FROM unnest(%s::bigint[], %s::int[]) AS m(id, n)
+                                     AND c.kind = %b)
+                FROM unnest(%b::bigint[], %b::int[]) AS m(id, n)
                 WHERE k.id = m.id
                 RETURNING k.id, k.version
                 """,
@@ -394,7 +398,40 @@ def _audit(
                     },
                 )
             )
-    CaseEvent.objects.bulk_create(events, batch_size=2000)
+    _insert_events(events)
+
+
+def _insert_events(events: list[CaseEvent]) -> None:
+    if connection.vendor != "postgresql":
+        CaseEvent.objects.bulk_create(events, batch_size=2000)
+        return
+    # One statement whatever the count (the ORM's INSERT compiles per row).
+    with bulk_cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO cases_caseevent
+                (case_id, version, actor_id, actor_agency_id, at, transition, from_state,
+                 to_state, note, data)
+            SELECT u.case_id, u.version, u.actor_id, u.actor_agency_id, u.at, u.transition,
+                   u.from_state, u.to_state, u.note, u.data::jsonb
+            FROM unnest(%b::bigint[], %b::int[], %b::bigint[], %b::bigint[], %b::timestamptz[],
+                        %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
+                 AS u(case_id, version, actor_id, actor_agency_id, at, transition, from_state,
+                      to_state, note, data)
+            """,
+            [
+                [e.case_id for e in events],
+                [e.version for e in events],
+                [e.actor_id for e in events],
+                [e.actor_agency_id for e in events],
+                [e.at for e in events],
+                [e.transition for e in events],
+                [e.from_state for e in events],
+                [e.to_state for e in events],
+                [e.note for e in events],
+                [json.dumps(e.data, ensure_ascii=False) for e in events],
+            ],
+        )
 
 
 def _send_digests(change: HolidayChange, *, now: dt.datetime) -> int:
