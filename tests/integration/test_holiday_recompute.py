@@ -16,6 +16,7 @@ from django.db import connection, connections, transaction
 from mediation.accounts.models import Role
 from mediation.cases.models import Case, CaseEvent, EventKind
 from mediation.core.clock import SHANGHAI, end_of_day
+from mediation.core.errors import Conflict
 from mediation.deadlines import holidays
 from mediation.deadlines import services as clock_services
 from mediation.deadlines.calendar_source import current_calendar
@@ -33,6 +34,7 @@ from mediation.deadlines.notice import parse_notice_strict
 from mediation.escalation.models import Escalation, EscalationStatus
 from mediation.escalation.recalendar import holidays_recompute_pending
 from mediation.escalation.selectors import escalation_queue_for
+from mediation.escalation.services import escalation_issue_note
 from mediation.escalation.sweeps import sweep_run
 from mediation.notifications.models import Notification
 from tests.factories.accounts import head_of, staff
@@ -193,6 +195,8 @@ def test_an_escalated_clock_gets_a_superseded_escalation_and_may_escalate_again(
     assert esc.resolution == "holiday_recompute"
     assert "2026-12-08 调整为 2026-12-09" in esc.data["superseded"]["reason"]
     assert list(escalation_queue_for(user=head)) == []
+    with pytest.raises(Conflict):  # no supervisor action on a superseded escalation
+        escalation_issue_note(escalation_id=esc.pk, actor=head, now=later, text="请办理")
     (event,) = events(case)
     assert event.data["superseded_escalations"] == [esc.pk]
 
