@@ -1283,7 +1283,9 @@ def sweep_run(
     # First, so that nothing escalates against a calendar that was just corrected.
     moved = 0
     if HolidayChange.objects.filter(status=HolidayChangeStatus.PENDING).exists():
-        moved = holidays_recompute_pending(now=now, budget=budget_seconds).clocks_moved
+        # Half the budget: the steps below must still fit in the task's time limit.
+        budget = None if budget_seconds is None else budget_seconds / 2
+        moved = holidays_recompute_pending(now=now, budget=budget).clocks_moved
         close_old_connections_if_idle()
     ctx = make_context(now=now, batch_size=batch_size)
     ctx.counts.holiday_clocks_moved = moved
