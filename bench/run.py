@@ -7,6 +7,7 @@
     python -m bench.run pages       --scale 1m --runs 3   # 4: supervisor pages, search box
     python -m bench.run pages       --scale 1m --search-only   # the search box alone
     python -m bench.run dossier     --scale 1m --runs 3   # a 40-page dossier PDF
+    python -m bench.run holidays    --scale 1m --runs 3   # 8: Spring Festival recompute
     python -m bench.run all         --scale 1m --runs 3   # all of them (`make bench`)
 
 Every subcommand makes sure the bench database holds the requested scale first (datagen).
@@ -20,7 +21,16 @@ import sys
 
 from bench import common
 
-COMMANDS = ("datagen", "sweep", "delivery", "transitions", "pages", "dossier", "all")
+COMMANDS = (
+    "datagen",
+    "sweep",
+    "delivery",
+    "transitions",
+    "pages",
+    "dossier",
+    "holidays",
+    "all",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             result = transitions.run(
                 scale=args.scale, runs=args.runs, duration=args.duration, clients=args.clients
             )
+        elif name == "holidays":
+            from bench import holidays
+
+            result = holidays.run(scale=args.scale, runs=args.runs)
         elif name == "dossier":
             from bench import dossier
 

@@ -8,6 +8,15 @@ changes the fingerprint, so the next call after it, in any process, sees it: the
 staleness window and no invalidation signal to forget. The fingerprint query costs a fraction
 of rebuilding (two ORM queries, the calendar object); building the calendar and counting with
 it are unchanged. Other databases (the SQLite demo) build the calendar on every call.
+
+Readers and holiday changes are serialized (issue 10). The fingerprint is read through the
+database function `deadlines_calendar_fingerprint()` (migration deadlines 0005), which first
+takes a shared transaction-level advisory lock: a transaction that counts with the calendar
+holds it until it commits, and a change of the holiday data (`holidays.holiday_change`,
+exclusive) waits for those readers and is waited for by new ones, which then see the change.
+So no clock is ever computed with a calendar that a committed change has already replaced
+without the recompute job seeing that clock. Same single statement as before: a transition
+costs no extra query.
 """
 
 from __future__ import annotations
@@ -24,14 +33,9 @@ from .policy import ChineseCalendar, DayInfo
 _cached: tuple[tuple[str, str], ChineseCalendar] | None = None
 
 
-# The tables of HolidayOverride and HolidayYear. ROW(...)::text quotes values holding
-# separators, so distinct data gives distinct text.
-_FINGERPRINT_SQL = """
-SELECT
-  (SELECT md5(coalesce(string_agg(ROW(date, is_workday, name)::text, ',' ORDER BY date), ''))
-   FROM deadlines_holidayoverride),
-  (SELECT coalesce(string_agg(year::text, ',' ORDER BY year), '') FROM deadlines_holidayyear)
-"""
+# md5 of the HolidayOverride rows (ROW(...)::text quotes values holding separators, so
+# distinct data gives distinct text) and the HolidayYear years, after the shared lock.
+_FINGERPRINT_SQL = "SELECT overrides, years FROM deadlines_calendar_fingerprint()"
 
 
 def calendar_fingerprint() -> tuple[str, str] | None:
@@ -73,6 +77,11 @@ class LazyCalendar:
         if self._calendar is None:
             self._calendar = current_calendar()
         return self._calendar.day(d)
+
+
+def build_calendar() -> ChineseCalendar:
+    """A calendar from the rows this transaction sees now, bypassing the process cache."""
+    return _build_calendar()
 
 
 def _build_calendar() -> ChineseCalendar:

@@ -7,8 +7,24 @@ are plain indexed range queries (RELIABILITY.md §2.1).
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+# Holiday data is entered for these years only: a typo such as 20277 or 1027 is a form error,
+# not a calendar the arithmetic would overflow on.
+HOLIDAY_YEAR_MIN, HOLIDAY_YEAR_MAX = 2000, 2099
+
+
+def validate_holiday_date(value) -> None:
+    if not HOLIDAY_YEAR_MIN <= value.year <= HOLIDAY_YEAR_MAX:
+        raise ValidationError(
+            _("日期须在 %(min)s 年至 %(max)s 年之间。"),
+            params={"min": HOLIDAY_YEAR_MIN, "max": HOLIDAY_YEAR_MAX},
+            code="holiday_year_range",
+        )
 
 
 class ClockStatus(models.TextChoices):
@@ -106,7 +122,7 @@ class HolidayOverride(models.Model):
     Overrides win over the chinese-calendar package, for any year.
     """
 
-    date = models.DateField(_("日期"), unique=True)
+    date = models.DateField(_("日期"), unique=True, validators=[validate_holiday_date])
     is_workday = models.BooleanField(_("是否上班"))
     name = models.CharField(_("名称"), max_length=64, blank=True)
     source = models.CharField(_("依据"), max_length=200, blank=True)
@@ -127,7 +143,11 @@ class HolidayYear(models.Model):
     marked provisional (DOMAIN.md §2.3).
     """
 
-    year = models.PositiveIntegerField(_("年份"), unique=True)
+    year = models.PositiveIntegerField(
+        _("年份"),
+        unique=True,
+        validators=[MinValueValidator(HOLIDAY_YEAR_MIN), MaxValueValidator(HOLIDAY_YEAR_MAX)],
+    )
     source = models.CharField(_("依据"), max_length=200)
     entered_at = models.DateTimeField(_("录入时间"), auto_now_add=True)
 
@@ -138,6 +158,59 @@ class HolidayYear(models.Model):
 
     def __str__(self) -> str:
         return str(self.year)
+
+
+class HolidayChangeStatus(models.TextChoices):
+    PENDING = "pending", _("待重新计算")
+    DONE = "done", _("已重新计算")
+
+
+class HolidayChange(models.Model):
+    """One committed change of the holiday data and the dates whose day it changed (issue 10).
+
+    Written by `mediation.deadlines.holidays.holiday_change` in the transaction that changed
+    `HolidayOverride` / `HolidayYear` rows; the recompute job (`holidays_recompute`) re-dates
+    every live clock whose counting span contains one of `dates`, then marks it done.
+    """
+
+    created_at = models.DateTimeField(_("调整时间"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("操作人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    source = models.CharField(_("依据"), max_length=200, blank=True)
+    # ISO dates whose day (workday flag, name or known-ness) differs before and after.
+    dates = models.JSONField(_("变动日期"), default=list)
+    first_date = models.DateField(_("最早变动日期"))
+    last_date = models.DateField(_("最晚变动日期"))
+    status = models.CharField(
+        _("状态"),
+        max_length=16,
+        choices=HolidayChangeStatus.choices,
+        default=HolidayChangeStatus.PENDING,
+    )
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+    counts = models.JSONField(_("统计"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("节假日数据变更")
+        verbose_name_plural = _("节假日数据变更")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                name="holidaychange_pending_idx",
+                condition=models.Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.first_date}–{self.last_date}"
 
 
 class ReminderStatus(models.TextChoices):
@@ -190,3 +263,12 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.clock_id}/{self.generation}/{self.offset_code} @ {self.send_at}"
+
+
+class HolidayNotice(HolidayOverride):
+    """The admin's 导入放假通知 page (法定期限 → 导入放假通知): a proxy, no table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("导入放假通知")
+        verbose_name_plural = _("导入放假通知")

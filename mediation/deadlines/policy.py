@@ -291,8 +291,17 @@ class ChineseCalendar:
         self._declared_years = frozenset(declared_years)
         package_dates = chinese_calendar.constants.holidays.keys()
         self._package_years = range(min(package_dates).year, max(package_dates).year + 1)
+        # The answers so far: the data never changes after construction, and the package's
+        # own look-up scans its whole table on every call (min/max over ~2,000 dates).
+        self._memo: dict[date, DayInfo] = {}
 
     def day(self, d: date) -> DayInfo:
+        info = self._memo.get(d)
+        if info is None:
+            info = self._memo[d] = self._day(d)
+        return info
+
+    def _day(self, d: date) -> DayInfo:
         if d in self._overrides:
             is_workday, name = self._overrides[d]
             return DayInfo(is_workday=is_workday, name=name, known=True)

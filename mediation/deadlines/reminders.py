@@ -254,3 +254,62 @@ def plan_reminders_for_case(
         planned += result.planned
         reactivated += result.reactivated
     return PlanResult(planned=planned, cancelled=cancelled, reactivated=reactivated)
+
+
+def plan_reminders_for_redated_clocks(
+    clocks: Iterable[Clock], *, now: dt.datetime, calendar: policy.Calendar
+) -> PlanResult:
+    """Re-plan after a bulk re-dating (the holiday recompute, issue 10), set-based.
+
+    Each clock's `generation` was bumped and saved by the caller: its planned reminders of
+    older generations are cancelled ("superseded", one statement for all), and the running duty
+    clocks get the new generation's reminders (one insert for all). Same rules as
+    `plan_reminders_for_case`; idempotent (unique (clock, generation, offset)).
+    """
+    clocks = list(clocks)
+    cancelled = _cancel_stale(0, now, [c.pk for c in clocks])
+    # (clock id, generation, offset code, send_at) of the new generation's reminders.
+    new: list[tuple[int, int, str, dt.datetime]] = []
+    for clock in clocks:
+        if clock.status != ClockStatus.RUNNING or clock.kind != policy.ClockKind.DUTY:
+            continue
+        try:
+            rule = policy.get_rule(clock.rule_code)
+        except policy.UnknownRule:
+            continue
+        for w in reminder_plan(
+            rule=rule,
+            start=clock.start_date,
+            due=clock.due,
+            due_at=clock.due_at,
+            now=now,
+            calendar=calendar,
+        ):
+            new.append((clock.pk, clock.generation, w.offset_code, w.send_at))
+    if new and connection.vendor == "postgresql":
+        from mediation.notifications.services import bulk_cursor
+
+        # One statement whatever the count (the ORM's INSERT compiles per row).
+        with bulk_cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO deadlines_reminder
+                    (clock_id, generation, offset_code, send_at, status, created_at,
+                     cancel_reason, digested)
+                SELECT u.clock_id, u.generation, u.offset_code, u.send_at, %b, %b, '', false
+                FROM unnest(%b::bigint[], %b::int[], %b::text[], %b::timestamptz[])
+                     AS u(clock_id, generation, offset_code, send_at)
+                ON CONFLICT (clock_id, generation, offset_code) DO NOTHING
+                """,
+                [ReminderStatus.PLANNED.value, now, *(list(col) for col in zip(*new, strict=True))],
+            )
+    elif new:
+        Reminder.objects.bulk_create(
+            [
+                Reminder(clock_id=c, generation=g, offset_code=o, send_at=at, created_at=now)
+                for c, g, o, at in new
+            ],
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
+    return PlanResult(planned=len(new), cancelled=cancelled)

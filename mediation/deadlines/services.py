@@ -15,16 +15,27 @@ from mediation.deadlines.models import Clock, ClockPause, ClockStatus
 
 
 def _pause_intervals(clock: Clock, *, today: dt.date) -> list[tuple[dt.date, dt.date]]:
-    out: list[tuple[dt.date, dt.date]] = []
     # Query afresh: callers may hold a prefetched (stale) copy of the pauses.
-    for pause in ClockPause.objects.filter(clock_id=clock.pk).order_by("start_date"):
-        end = pause.end_date if pause.end_date is not None else today
-        if end >= pause.start_date:
-            out.append((pause.start_date, end))
+    return pause_intervals_for([clock.pk], today=today).get(clock.pk, [])
+
+
+def pause_intervals_for(
+    clock_ids: Sequence[int], *, today: dt.date
+) -> dict[int, list[tuple[dt.date, dt.date]]]:
+    """{clock id: its counted pause intervals}, an open pause ending `today`. One query."""
+    out: dict[int, list[tuple[dt.date, dt.date]]] = {}
+    rows = ClockPause.objects.filter(clock_id__in=list(clock_ids))
+    rows = rows.order_by("clock_id", "start_date")
+    for clock_id, start, end in rows.values_list("clock_id", "start_date", "end_date"):
+        end = end if end is not None else today
+        if end >= start:
+            out.setdefault(clock_id, []).append((start, end))
     return out
 
 
-def _apply(clock: Clock, deadline: policy.Deadline) -> bool:
+def apply_deadline(clock: Clock, deadline: policy.Deadline) -> bool:
+    """Set the clock's computed fields from `deadline` (not saved). True if the due or nominal
+    date moved: the caller then bumps `generation` (re-plans the reminders)."""
     changed = (clock.due, clock.nominal_due) != (deadline.due, deadline.nominal_due)
     clock.nominal_due = deadline.nominal_due
     clock.due = deadline.due
@@ -74,7 +85,7 @@ def clock_start(
         status=ClockStatus.RUNNING,
         agency_id=agency_id,
     )
-    _apply(clock, deadline)
+    apply_deadline(clock, deadline)
     clock.save()
     return clock
 
@@ -103,7 +114,7 @@ def clock_recompute(
         pauses=_pause_intervals(clock, today=local_date(now)),
         calendar=calendar,
     )
-    changed = _apply(clock, deadline)
+    changed = apply_deadline(clock, deadline)
     if changed:
         clock.generation += 1
     clock.save()

@@ -18,6 +18,9 @@ class EscalationStatus(models.TextChoices):
     OPEN = "open", _("待签收")
     ACKNOWLEDGED = "acknowledged", _("已签收")
     RESOLVED = "resolved", _("已办结")
+    # A holiday-calendar correction moved the clock's due date into the future (issue 10):
+    # kept with its reason, out of every queue, and no bar to escalating the clock again.
+    SUPERSEDED = "superseded", _("已失效（期限调整）")
 
 
 class EscalationLevel(models.IntegerChoices):
@@ -104,7 +107,12 @@ class Escalation(models.Model):
         verbose_name_plural = _("超期督办")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["clock", "level"], name="escalation_one_per_level"),
+            # Superseded escalations (a holiday correction moved the due date) do not count.
+            models.UniqueConstraint(
+                fields=["clock", "level"],
+                name="escalation_one_per_level",
+                condition=~models.Q(status="superseded"),
+            ),
             models.CheckConstraint(
                 condition=models.Q(level__gte=1, level__lte=3), name="escalation_level_1_3"
             ),

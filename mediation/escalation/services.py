@@ -99,6 +99,8 @@ def _acknowledge(escalation: Escalation, actor: User, now: dt.datetime) -> None:
 def _require_live(escalation: Escalation) -> None:
     if escalation.status == EscalationStatus.RESOLVED:
         raise Conflict(_("该督办已办结。"), code="transition_not_allowed")
+    if escalation.status == EscalationStatus.SUPERSEDED:
+        raise Conflict(_("该督办已因期限调整失效。"), code="transition_not_allowed")
 
 
 def _atomic_action(fn):

@@ -45,8 +45,16 @@ from mediation.core.clock import now as clock_now
 from mediation.core.db import bulk_cursor, is_postgres
 from mediation.deadlines import policy
 from mediation.deadlines.calendar_source import current_calendar
-from mediation.deadlines.models import Clock, ClockStatus, Reminder, ReminderStatus
+from mediation.deadlines.models import (
+    Clock,
+    ClockStatus,
+    HolidayChange,
+    HolidayChangeStatus,
+    Reminder,
+    ReminderStatus,
+)
 from mediation.escalation.models import Escalation, EscalationStatus, SweepRun
+from mediation.escalation.recalendar import holidays_recompute_pending
 from mediation.escalation.routing import AgencyNode, Ladder
 from mediation.notifications.models import NotificationKind
 from mediation.notifications.services import (
@@ -81,6 +89,8 @@ class SweepCounts:
     notifications_queued: int = 0
     deliveries_queued: int = 0
     batches: int = 0
+    # Clocks re-dated by a holiday-data change before anything was escalated (recalendar.py).
+    holiday_clocks_moved: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -351,7 +361,8 @@ _LEVEL1_CANDIDATES_SQL = """
 SELECT c.id FROM deadlines_clock c
 WHERE c.status = 'running' AND c.kind = %(duty)s AND c.due_at <= %(now)s
   AND NOT EXISTS (
-      SELECT 1 FROM escalation_escalation x WHERE x.clock_id = c.id AND x.level = 1)
+      SELECT 1 FROM escalation_escalation x
+          WHERE x.clock_id = c.id AND x.level = 1 AND x.status <> 'superseded')
 ORDER BY c.due_at, c.id
 LIMIT %(window)s
 """
@@ -370,7 +381,8 @@ WITH claimed AS (
     WHERE c.id = ANY(%(ids)b::bigint[])
       AND c.status = 'running' AND c.kind = %(duty)s AND c.due_at <= %(now)s
       AND NOT EXISTS (
-          SELECT 1 FROM escalation_escalation x WHERE x.clock_id = c.id AND x.level = 1)
+          SELECT 1 FROM escalation_escalation x
+          WHERE x.clock_id = c.id AND x.level = 1 AND x.status <> 'superseded')
     ORDER BY c.due_at, c.id
     FOR NO KEY UPDATE OF c SKIP LOCKED
     FOR KEY SHARE OF k SKIP LOCKED
@@ -391,7 +403,7 @@ escalated AS (
     JOIN agencies_agency h ON h.id = k.holder_agency_id
     LEFT JOIN agencies_agency o ON o.id = cl.owner_id
     ORDER BY cl.due_at, cl.clock_id
-    ON CONFLICT (clock_id, level) DO NOTHING
+    ON CONFLICT (clock_id, level) WHERE status <> 'superseded' DO NOTHING
     RETURNING id, clock_id, case_id, agency_id, data
 ),
 addressed AS (
@@ -506,7 +518,9 @@ def _notice(clock: Clock, case: Case, level: int, agency: Agency | None, ctx: Sw
 
 
 def _level1_orm(ctx: SweepContext) -> list[dict[str, Any]]:
-    has_level1 = Escalation.objects.filter(clock=OuterRef("pk"), level=1)
+    has_level1 = Escalation.objects.filter(clock=OuterRef("pk"), level=1).exclude(
+        status=EscalationStatus.SUPERSEDED
+    )
     clocks = (
         Clock.objects.filter(status=ClockStatus.RUNNING, kind=DUTY, due_at__lte=ctx.now)
         .exclude(Exists(has_level1))
@@ -718,7 +732,8 @@ claimed AS (
            c.rule_code, c.due, c.due_at, c.generation, c.agency_id AS owner_id,
            EXISTS (
                SELECT 1 FROM escalation_escalation x
-               WHERE x.clock_id = e.clock_id AND (x.level > e.level OR x.status <> 'open')
+               WHERE x.clock_id = e.clock_id AND x.status <> 'superseded'
+                 AND (x.level > e.level OR x.status <> 'open')
            ) AS blocked
     FROM candidates cd
     JOIN escalation_escalation e ON e.id = cd.id
@@ -758,14 +773,16 @@ JOIN cases_case k ON k.id = cl.case_id
 JOIN agencies_agency h ON h.id = k.holder_agency_id
 LEFT JOIN agencies_agency o ON o.id = cl.owner_id
 LEFT JOIN agencies_agency t ON t.id = cl.target_id
-ON CONFLICT (clock_id, level) DO NOTHING
+ON CONFLICT (clock_id, level) WHERE status <> 'superseded' DO NOTHING
 RETURNING id, clock_id, case_id, level, agency_id, data
 """.replace("__NOTICE_FIELDS__", _NOTICE_FIELDS)
 
 
 def _climb_orm(ctx: SweepContext) -> list[dict[str, Any]]:
-    blocked = Escalation.objects.filter(clock=OuterRef("clock_id")).filter(
-        Q(level__gt=OuterRef("level")) | ~Q(status=EscalationStatus.OPEN)
+    blocked = (
+        Escalation.objects.filter(clock=OuterRef("clock_id"))
+        .exclude(status=EscalationStatus.SUPERSEDED)
+        .filter(Q(level__gt=OuterRef("level")) | ~Q(status=EscalationStatus.OPEN))
     )
     candidates = (
         Escalation.objects.filter(
@@ -1246,7 +1263,8 @@ def sweep_run(
     budget_seconds: float | None = None,
     wall_clock: Callable[[], dt.datetime] = clock_now,
 ) -> SweepResult:
-    """One full sweep at `now`: resolve stale escalations, escalate, climb, send reminders.
+    """One full sweep at `now`: re-date clocks after holiday-data changes, resolve stale
+    escalations, escalate, climb, send reminders.
 
     Idempotent: a second sweep at the same `now` finds nothing to do. Recorded as a SweepRun
     (started, finished, counts) for health checks and duplicate-beat observability.
@@ -1261,7 +1279,15 @@ def sweep_run(
     run = SweepRun.objects.create(
         started_at=wall_clock(), swept_until=now, trigger=trigger[:32], runner=runner_name()
     )
+    # First, so that nothing escalates against a calendar that was just corrected.
+    moved = 0
+    if HolidayChange.objects.filter(status=HolidayChangeStatus.PENDING).exists():
+        # Half the budget: the steps below must still fit in the task's time limit.
+        budget = None if budget_seconds is None else budget_seconds / 2
+        moved = holidays_recompute_pending(now=now, budget=budget).clocks_moved
+        close_old_connections_if_idle()
     ctx = make_context(now=now, batch_size=batch_size)
+    ctx.counts.holiday_clocks_moved = moved
     ctx.after_outage = (
         last_swept is not None
         and (now - last_swept).total_seconds() > settings.REMINDER_DIGEST_AFTER_SECONDS

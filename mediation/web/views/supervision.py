@@ -297,7 +297,7 @@ def _escalation_context(escalation: Escalation, rc: RequestClock, user: User) ->
         "may_reassign": may_reassign,
         "members": members,
         "rule_label": rule_label,
-        "live": escalation.status != EscalationStatus.RESOLVED,
+        "live": escalation.status in (EscalationStatus.OPEN, EscalationStatus.ACKNOWLEDGED),
     }
 
 

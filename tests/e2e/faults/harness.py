@@ -957,7 +957,8 @@ def check_invariants(
 
     # I1 internal effects exactly once
     dup_esc = sql(
-        "SELECT clock_id, level, count(*) FROM {escalation} GROUP BY 1, 2 HAVING count(*) > 1"
+        "SELECT clock_id, level, count(*) FROM {escalation} WHERE status <> 'superseded' "
+        "GROUP BY 1, 2 HAVING count(*) > 1"
     )
     if dup_esc:
         violations.append(f"I1 duplicate escalations (clock, level, n): {dup_esc[:10]}")
