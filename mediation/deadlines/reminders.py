@@ -287,7 +287,7 @@ def plan_reminders_for_redated_clocks(
         ):
             new.append((clock.pk, clock.generation, w.offset_code, w.send_at))
     if new and connection.vendor == "postgresql":
-        from mediation.notifications.services import bulk_cursor
+        from mediation.core.db import bulk_cursor
 
         # One statement whatever the count (the ORM's INSERT compiles per row).
         with bulk_cursor() as cursor:

@@ -44,6 +44,7 @@ from django.db.models import F
 from mediation.agencies.models import Agency
 from mediation.cases.models import Case, CaseEvent, EventKind
 from mediation.core.clock import local_date
+from mediation.core.db import bulk_cursor
 from mediation.deadlines import policy
 from mediation.deadlines import services as clock_services
 from mediation.deadlines.calendar_source import current_calendar
@@ -56,11 +57,7 @@ from mediation.deadlines.models import (
 from mediation.deadlines.reminders import plan_reminders_for_redated_clocks
 from mediation.escalation.models import Escalation, EscalationStatus
 from mediation.notifications.models import NotificationKind
-from mediation.notifications.services import (
-    NotificationSpec,
-    bulk_cursor,
-    notifications_create_bulk,
-)
+from mediation.notifications.services import NotificationSpec, notifications_create_bulk
 
 BATCH_SIZE = 2000
 SKIP_RETRIES = 10

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deadlines', '0004_clock_agency'),
+        ('deadlines', '0005_holiday_changes'),
     ]
 
     operations = [
