@@ -311,6 +311,87 @@ def notifications_create_bulk(specs: Iterable[NotificationSpec], *, now: dt.date
     return Created(notifications=len(inserted), deliveries=deliveries, by_kind=by_kind)
 
 
+# Party SMS (当事人短信) -----------------------------------------------------------------------
+
+# Parameters an SMS template takes that are not stored with the message but derived when it
+# goes out (the 查询码: stored only as a keyed hash, `mediation.cases.lookup`). The app that
+# owns the value registers its resolver (`register_sms_param`), called with the case id.
+_SMS_PARAMS: dict[str, Callable[[int], str]] = {}
+
+
+def register_sms_param(name: str, resolver: Callable[[int], str]) -> None:
+    _SMS_PARAMS[name] = resolver
+
+
+@dataclass(frozen=True)
+class PartySmsSpec:
+    """One SMS to one party: a provider template (`settings.SMS_TEMPLATES` name), its
+    parameters, and the parameters derived at send time (`derived`, by the resolvers)."""
+
+    party_id: int
+    case_id: int
+    template: str
+    params: dict[str, str]
+    text: str
+    key: str
+    derived: tuple[str, ...] = ()
+
+
+def party_sms_create(specs: Iterable[PartySmsSpec], *, now: dt.datetime) -> int:
+    """Write SMS notifications to parties (the outbox: one notification and one SMS delivery
+    each), in the caller's transaction. Idempotent by key. Only to parties who consented and
+    have a phone (checked here, the one place). The delivery is due within the quiet hours
+    (08:00–21:00 Asia/Shanghai, as reminders). Returns the number written."""
+    from mediation.deadlines.policy import shift_into_quiet_hours
+    from mediation.parties.models import Party
+
+    specs = list({s.key: s for s in specs}.values())
+    if not specs:
+        return 0
+    allowed = set(
+        Party.objects.filter(pk__in={s.party_id for s in specs}, sms_consent=True)
+        .exclude(phone="")
+        .values_list("pk", flat=True)
+    )
+    specs = [s for s in specs if s.party_id in allowed]
+    if not specs:
+        return 0
+    existing = set(
+        Notification.objects.filter(key__in=[s.key for s in specs]).values_list("key", flat=True)
+    )
+    fresh = [s for s in specs if s.key not in existing]
+    rows = Notification.objects.bulk_create(
+        [
+            Notification(
+                party_id=s.party_id,
+                kind="party_sms",
+                case_id=s.case_id,
+                subject=s.text[:200],
+                body=s.text,
+                key=s.key,
+                data={
+                    "sms": {"template": s.template, "params": s.params, "derived": list(s.derived)}
+                },
+                created_at=now,
+            )
+            for s in fresh
+        ]
+    )
+    due = shift_into_quiet_hours(now)
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                notification_id=n.pk,
+                channel=DeliveryChannel.SMS,
+                next_attempt_at=due,
+                created_at=now,
+            )
+            for n in rows
+        ]
+    )
+    return len(rows)
+
+
 # Dispatch (hand ids to the delivery layer) -----------------------------------------------------
 
 
@@ -492,11 +573,13 @@ SET status = v.status,
     lease_until = NULL,
     dispatched_until = CASE WHEN v.undispatch THEN NULL ELSE d.dispatched_until END,
     address = COALESCE(v.address, d.address),
-    last_error = v.last_error
+    last_error = v.last_error,
+    provider_message_id = COALESCE(v.provider_message_id, d.provider_message_id)
 FROM unnest(%(ids)b::bigint[], %(statuses)b::varchar[], %(sent)b::timestamptz[],
             %(failed)b::timestamptz[], %(next)b::timestamptz[], %(addresses)b::varchar[],
-            %(errors)b::text[], %(undispatch)b::boolean[])
-    AS v(id, status, sent_at, failed_at, next_attempt_at, address, last_error, undispatch)
+            %(errors)b::text[], %(undispatch)b::boolean[], %(provider_ids)b::varchar[])
+    AS v(id, status, sent_at, failed_at, next_attempt_at, address, last_error, undispatch,
+         provider_message_id)
 WHERE d.id = v.id AND d.status = 'sending' AND d.claimed_by = %(worker)s
 RETURNING d.id
 """
@@ -522,6 +605,7 @@ def _finish_many(worker: str, outcomes: Sequence[tuple[int, dict[str, Any]]]) ->
         "addresses": column("address"),
         "errors": [f.get("last_error", "") for _i, f in outcomes],
         "undispatch": ["dispatched_until" in f for _i, f in outcomes],
+        "provider_ids": column("provider_message_id"),
     }
     with transaction.atomic(), bulk_cursor() as cur:
         cur.execute(_FINISH_MANY_SQL, params)
@@ -549,6 +633,8 @@ def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
             "recipient__email",
             "recipient__phone",
             "case__holder_agency__webhook_url",
+            "party__phone",
+            "case_id",
         )
     }
     hook_agencies = {
@@ -566,7 +652,17 @@ def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
         found = notifications.get(r.notification_id)
         if found is None:
             continue
-        pk, subject, body, data, email, phone, case_webhook_url = found
+        pk, subject, body, data, email, phone, case_webhook_url, party_phone, case_id = found
+        sms = (data or {}).get("sms") if r.channel == DeliveryChannel.SMS else None
+        template, params = "", {}
+        if isinstance(sms, dict):
+            template = str(sms.get("template") or "")
+            params = dict(sms.get("params") or {})
+            for name in sms.get("derived") or ():
+                resolver = _SMS_PARAMS.get(name)
+                value = resolver(case_id) if resolver is not None and case_id else ""
+                params[name] = value
+                subject = subject.replace("{" + name + "}", value)
         webhook_url = ""
         if r.channel == DeliveryChannel.WEBHOOK:
             agency_id = (data or {}).get("webhook_agency_id")
@@ -576,8 +672,10 @@ def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
             subject=subject,
             body=body,
             email=email or "",
-            phone=phone or "",
+            phone=party_phone or phone or "",
             webhook_url=webhook_url,
+            sms_template=template,
+            sms_params=params,
         )
     return out
 
@@ -647,6 +745,7 @@ def _send(
         "lease_until": None,
         "address": address[:500],
         "last_error": "",
+        "provider_message_id": str(getattr(address, "provider_message_id", ""))[:100],
     }
 
 
