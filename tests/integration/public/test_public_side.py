@@ -532,3 +532,30 @@ def test_satisfaction_by_agency_and_month(township, now):
     assert [(r["agency__name"], r["total"], r["satisfied"], r["rate"]) for r in rows] == [
         (case.holder_agency.name, 1, 1, 1.0)
     ]
+
+
+def test_the_statistics_page_and_csv_show_satisfaction_apart_from_the_follow_up(
+    township, now, supervisor
+):
+    _client, code, case = _closed_dispute(township, now)
+    found = services.public_lookup(
+        code=code, phone_last4=APPLICANT_PHONE[-4:], client_address=None, now=now
+    )
+    services.rating_submit(
+        case_id=found.case_id, party_id=found.party_id, value="unsatisfied", comment="", now=now
+    )
+    from mediation.reports.services import stats_refresh
+
+    stats_refresh(now=now)
+    county_supervisor = staff(township.county_centre, Role.SUPERVISOR)
+    client = Client()
+    client.force_login(county_supervisor)
+
+    page = client.get(reverse("web:stats")).content.decode()
+    csv = client.get(reverse("web:stats_export", args=["satisfaction"])).content.decode("utf-8")
+
+    assert "群众评价满意率" in page
+    assert "回访满意度（调解员回访记录）" in page
+    lines = csv.lstrip("\ufeff").splitlines()
+    assert lines[0] == "机构,月份,评价数,满意,基本满意,不满意,满意率"
+    assert lines[1:] == [f"{case.holder_agency.name},2026-03,1,0,0,1,0.0%"]
