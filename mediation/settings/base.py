@@ -359,6 +359,7 @@ SMS_TEMPLATES = env.json(
         "session": "SMS_SESSION",
         "opinion": "SMS_OPINION",
         "closed": "SMS_CLOSED",
+        "notice": "SMS_NOTICE",
     },
 )
 NOTIFICATION_MESSAGE_ID_DOMAIN = env.str(

@@ -266,7 +266,15 @@ def _satisfaction_table(slug: str, title: str, rows: list[dict[str, Any]], note:
     table = Table(
         slug=slug,
         title=title,
-        headers=[_("机构"), _("月份"), _("评价数"), _("满意"), _("基本满意"), _("不满意"), _("满意率")],
+        headers=[
+            _("机构"),
+            _("月份"),
+            _("评价数"),
+            _("满意"),
+            _("基本满意"),
+            _("不满意"),
+            _("满意率"),
+        ],
         note=note,
     )
     items = []
@@ -274,7 +282,15 @@ def _satisfaction_table(slug: str, title: str, rows: list[dict[str, Any]], note:
         rate = f"{r['rate'] * 100:.1f}%" if r["rate"] is not None else ""
         month = _month(r["month"])
         table.rows.append(
-            [r["agency__name"], month, r["total"], r["satisfied"], r["basic"], r["unsatisfied"], rate]
+            [
+                r["agency__name"],
+                month,
+                r["total"],
+                r["satisfied"],
+                r["basic"],
+                r["unsatisfied"],
+                rate,
+            ]
         )
         if r["rate"] is not None:
             items.append((f"{r['agency__name']} {month}", round(r["rate"] * 100, 1)))
