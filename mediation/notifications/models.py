@@ -135,7 +135,10 @@ class Delivery(models.Model):
     failed_at = models.DateTimeField(_("失败时间"), null=True, blank=True)
     last_error = models.TextField(_("最近错误"), blank=True)
     # The provider's id of the message (SMS), for its delivery reports and complaints.
-    provider_message_id = models.CharField(_("服务商消息编号"), max_length=100, blank=True)
+    # (A database default: the outbox's set-based INSERTs name their columns.)
+    provider_message_id = models.CharField(
+        _("服务商消息编号"), max_length=100, blank=True, default="", db_default=""
+    )
 
     class Meta:
         verbose_name = _("发送记录")

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='delivery',
             name='provider_message_id',
-            field=models.CharField(blank=True, max_length=100, verbose_name='服务商消息编号'),
+            field=models.CharField(blank=True, db_default='', default='', max_length=100, verbose_name='服务商消息编号'),
         ),
         migrations.AddField(
             model_name='notification',
