@@ -155,7 +155,8 @@ def test_a_person_applies_gets_the_code_by_sms_follows_the_case_and_rates_it(
     # 2. The SMS with the same code reaches the provider.
     _deliver_outbox(now)
     (sms,) = [r for r in sms_sink.records() if r["accepted"]]
-    assert sms["signed"] and sms["phone"] == "13912345678"
+    assert sms["signed"]
+    assert sms["phone"] == "13912345678"
     assert sms["template"] == "SMS_LOOKUP_CODE"
     assert sms["params"]["lookup_code"] == code
 
@@ -236,7 +237,8 @@ def test_guessing_codes_ends_in_429_with_a_clear_message(
         assert nav.value.status == 200
         answers.append(page.inner_text("#track-failed"))
     _shot(page, "public_09_track_wrong_code")
-    assert len(set(answers)) == 1 and "不正确" in answers[0]
+    assert len(set(answers)) == 1
+    assert "不正确" in answers[0]
 
     page.goto(f"{base}/public/track/")
     page.fill("#id_code", "ACEF-HKMN-PRWX")

@@ -129,7 +129,7 @@ def _run(cluster_factory, sink: SmsSink, rng: random.Random) -> None:
         time.sleep(rng.uniform(0.0, 1.0))
         claims = deliveries_in_flight(cluster)
 
-        def held(worker: str) -> int:
+        def held(worker: str, claims: dict[str, int] = claims) -> int:
             pids = {str(pid) for pid in cluster.processes[worker].children()}
             return sum(n for owner, n in claims.items() if [*owner.split(":"), ""][1] in pids)
 
