@@ -127,6 +127,9 @@ class PartyForm(forms.Form):
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
     )
     address = forms.CharField(label=_("住址"), max_length=255, required=False)
+    sms_consent = forms.BooleanField(
+        label=_("当事人同意接收短信（查询码及办理进展）"), required=False
+    )
 
     def __init__(self, *args: Any, kind: str, today: dt.date, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

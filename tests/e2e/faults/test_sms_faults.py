@@ -92,10 +92,12 @@ def _run(cluster_factory, sink: SmsSink, rng: random.Random) -> None:
     from mediation.cases import lookup
     from mediation.cases.models import CaseLookupCode
 
+    # A chunk of 50 deliveries at 0.1 s each (5 s) stays inside its 10 s lease: a repeat can
+    # only come from a kill (a lease that expires mid-chunk is another, documented window).
     engine = EngineSettings(
         sweep_interval=2.0,
-        lease_seconds=5.0,
-        delivery_delay=0.15,
+        lease_seconds=10.0,
+        delivery_delay=0.1,
         extra_env={
             "DELIVERY_BACKOFF_BASE_SECONDS": "1",
             "DELIVERY_BACKOFF_MAX_SECONDS": "4",

@@ -5,6 +5,7 @@ Dates: the `now` fixture is Wed 2026-03-11 10:00 Asia/Shanghai.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 
@@ -559,3 +560,58 @@ def test_the_statistics_page_and_csv_show_satisfaction_apart_from_the_follow_up(
     lines = csv.lstrip("\ufeff").splitlines()
     assert lines[0] == "机构,月份,评价数,满意,基本满意,不满意,满意率"
     assert lines[1:] == [f"{case.holder_agency.name},2026-03,1,0,0,1,0.0%"]
+
+
+def test_staff_registration_records_the_sms_consent_ticked_in_the_form(township, supervisor):
+    from tests.integration.web.test_register import _form
+
+    client = Client()
+    client.force_login(supervisor)
+    data = _form(
+        parties=[
+            {
+                "name": "赵六",
+                "role": "applicant",
+                "id_number": id_number(61),
+                "phone": "13900000061",
+                "sms_consent": "on",
+            },
+            {"name": "钱七", "role": "respondent", "id_number": "", "phone": "13900000062"},
+        ]
+    )
+
+    response = client.post(reverse("web:register", args=["dispute"]), data)
+
+    assert response.status_code == 302
+    assert sorted(Party.objects.values_list("name", "sms_consent")) == [
+        ("赵六", True),
+        ("钱七", False),
+    ]
+    assert [n.party.name for n in Notification.objects.filter(kind="party_sms")] == ["赵六"]
+
+
+def test_a_session_recorded_ahead_tells_the_parties_its_time_and_place(township, now):
+    from mediation.cases.services import case_service_action
+
+    p = dataclasses.replace(party_input(1, name="张三"), sms_consent=True)
+    case = register_dispute(township, now=now, parties=[p, party_input(2, role="respondent")])
+    for name in ("triage", "assign", "accept", "start_mediation"):
+        case = advance(case, name, township=township, now=now)
+    mediator = staff(township.committee, Role.MEDIATOR)
+    session = {
+        "started_at": "2026-03-13T14:30",
+        "place": "将官池村调解室",
+        "mediators": "调解员甲",
+        "content": "拟召集双方当面调解。",
+    }
+    past = {**session, "started_at": "2026-03-10T09:00"}
+
+    case_service_action(
+        case_id=case.pk, name="record_session", actor=mediator, now=now, data=session
+    )
+    case_service_action(case_id=case.pk, name="record_session", actor=mediator, now=now, data=past)
+
+    sms = Notification.objects.filter(kind="party_sms", data__sms__template="session").get()
+    assert sms.party.name == "张三"
+    assert sms.data["sms"]["params"]["place"] == "将官池村调解室"
+    assert sms.data["sms"]["params"]["time"] == "2026年03月13日 14:30"
