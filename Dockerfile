@@ -39,6 +39,7 @@ COPY mediation ./mediation
 RUN DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(64))')" \
     FIELD_ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
     ID_HASH_KEY=collectstatic-only \
+    LOOKUP_CODE_KEY=collectstatic-only \
     DATABASE_URL=postgres://collectstatic@localhost/collectstatic-only \
     python manage.py collectstatic --noinput --verbosity 0
 

@@ -361,6 +361,8 @@ class PartyInputSerializer(StrictTypesMixin, serializers.Serializer):
     id_number = serializers.CharField(max_length=32, required=False, allow_blank=True)
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
     address = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    # The party agreed to SMS about the case (the 查询码 and each step; issue 14).
+    sms_consent = serializers.BooleanField(required=False, default=False)
 
     def to_party_input(self, data: dict[str, Any]) -> PartyInput:
         return PartyInput(
@@ -369,6 +371,7 @@ class PartyInputSerializer(StrictTypesMixin, serializers.Serializer):
             id_number=data.get("id_number") or None,
             phone=data.get("phone", ""),
             address=data.get("address", ""),
+            sms_consent=bool(data.get("sms_consent")),
         )
 
 

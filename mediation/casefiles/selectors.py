@@ -155,3 +155,34 @@ def case_file_context(user: User, case: Case) -> dict[str, Any]:
         "visits": visits_for(user, case, rights),
         "oral_records": oral_records_for(user, case, rights),
     }
+
+
+def followup_satisfaction_by_agency_month(
+    *, agency_ids: QuerySet | None, date_from: Any, date_to: Any
+) -> list[dict[str, Any]]:
+    """The mediators' own 回访 satisfaction (the follow-up visit records), per holding agency
+    and month of the visit: kept apart from the parties' own ratings (`mediation.public`)."""
+    from django.db.models import Count, Q
+    from django.db.models.functions import TruncMonth
+
+    qs = FollowUpVisit.objects.filter(visited_on__gte=date_from, visited_on__lte=date_to)
+    if agency_ids is not None:
+        qs = qs.filter(case__holder_agency_id__in=agency_ids)
+    rows = (
+        qs.annotate(month=TruncMonth("visited_on"))
+        .values("case__holder_agency_id", "case__holder_agency__name", "month")
+        .annotate(
+            total=Count("pk"),
+            satisfied=Count("pk", filter=Q(satisfaction="satisfied")),
+            basic=Count("pk", filter=Q(satisfaction="basic")),
+            unsatisfied=Count("pk", filter=Q(satisfaction="unsatisfied")),
+        )
+        .order_by("case__holder_agency__name", "month")
+    )
+    out = []
+    for r in rows:
+        r = dict(r)
+        r["agency__name"] = r.pop("case__holder_agency__name")
+        r["rate"] = (r["satisfied"] + r["basic"]) / r["total"] if r["total"] else None
+        out.append(r)
+    return out

@@ -1149,3 +1149,26 @@ class CaseEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise PermissionError("案件事件不可删除")
+
+
+class CaseLookupCode(models.Model):
+    """The parties' 查询码 of a case (信访工作条例 Art 21; DOMAIN.md §4.3), issued at registration
+    by any channel (`mediation.cases.lookup`).
+
+    The code itself is stored nowhere. The row keeps a random nonce, from which the code is
+    derived with the server's `LOOKUP_CODE_KEY` (to print it on the 受理告知书 and put it in the
+    SMS when it goes out), and a keyed hash of the code, the look-up's only index. A copy of the
+    database without the key yields no code.
+    """
+
+    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="lookup_code_row")
+    nonce = models.CharField(max_length=64, editable=False)
+    code_hash = models.CharField(max_length=64, unique=True, editable=False)
+    issued_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("查询码")
+        verbose_name_plural = _("查询码")
+
+    def __str__(self) -> str:
+        return f"{self.case_id}"

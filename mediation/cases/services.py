@@ -20,10 +20,11 @@ from django_fsm import ConcurrentTransition, can_proceed, has_transition_perm
 
 from mediation.accounts.models import User
 from mediation.agencies.models import Agency
-from mediation.cases import notices, workflow
+from mediation.cases import notices, party_notices, workflow
 from mediation.cases.audit import record_event
 from mediation.cases.clocks import MANUALLY_PAUSABLE, ClockSpec, wanted_clocks
 from mediation.cases.labels import transition_label as _transition_label
+from mediation.cases.lookup import lookup_code_issue
 from mediation.cases.models import (
     Case,
     CaseKind,
@@ -66,6 +67,8 @@ class PartyInput:
     phone: str = ""
     address: str = ""
     kind: str = "person"
+    # The party agreed to get SMS about the case (the 查询码 and each step); recorded with them.
+    sms_consent: bool = False
 
 
 # Case numbers -------------------------------------------------------------------------------
@@ -110,7 +113,9 @@ def _check_accusation_title(title: str, parties: Iterable[PartyInput]) -> None:
                 )
 
 
-def _attach_parties(case: Case, parties: Iterable[PartyInput], *, today: dt.date) -> list[int]:
+def _attach_parties(
+    case: Case, parties: Iterable[PartyInput], *, today: dt.date, now: dt.datetime
+) -> list[int]:
     ids = []
     for p in parties:
         if p.role not in CasePartyRole.values:
@@ -122,16 +127,30 @@ def _attach_parties(case: Case, parties: Iterable[PartyInput], *, today: dt.date
             address=p.address,
             kind=p.kind,
             today=today,
+            sms_consent=p.sms_consent,
+            consent_at=now,
         )
         CaseParty.objects.create(case=case, party=party, role=p.role)
         ids.append(party.pk)
     return ids
 
 
+def _intake_agency(actor: User | None, intake_agency_id: int | None) -> Agency:
+    """Where the case is registered: the staff member's agency (who must be allowed to
+    register), or, for an application the parties made themselves (no actor: 网上申请), the
+    intake agency it was addressed to, which must be active."""
+    if actor is not None:
+        return _check_intake(actor)
+    agency = Agency.objects.filter(pk=intake_agency_id, is_active=True).first()
+    if agency is None:
+        raise InvalidInput(_("受理机构无效。"), details={"intake_agency": [_("受理机构无效。")]})
+    return agency
+
+
 def _create_case(
     *,
     kind: str,
-    actor: User,
+    actor: User | None,
     title: str,
     description: str,
     channel_id: int,
@@ -141,8 +160,9 @@ def _create_case(
     now: dt.datetime,
     initial_state: str,
     fields: dict[str, Any],
+    intake_agency_id: int | None = None,
 ) -> Case:
-    agency = _check_intake(actor)
+    agency = _intake_agency(actor, intake_agency_id)
     today = local_date(now)
     title = (title or "").strip()
     if not has_visible_text(title):
@@ -194,7 +214,7 @@ def _create_case(
         )
         case.save()
         Custody.objects.create(case=case, agency=agency, started_at=now)
-        party_ids = _attach_parties(case, parties, today=today)
+        party_ids = _attach_parties(case, parties, today=today, now=now)
         clocks = _reconcile_clocks(case, now=now)
         record_event(
             case=case,
@@ -205,12 +225,16 @@ def _create_case(
             now=now,
             data={"parties": party_ids, "clocks": clocks, "number": number},
         )
+        # 查询码: every case gets one at registration, whatever the channel; the parties
+        # who agreed to SMS get it by SMS (the plain code is only on `case.lookup_code`).
+        case.lookup_code = lookup_code_issue(case=case, now=now)
+        party_notices.after_registration(case=case, now=now)
     return case
 
 
 def dispute_register(
     *,
-    actor: User,
+    actor: User | None,
     title: str,
     channel_id: int,
     received_on: dt.date,
@@ -220,8 +244,15 @@ def dispute_register(
     category_id: int | None = None,
     mediation_track: str = MediationTrack.PEOPLE,
     risk_level: str = RiskLevel.LOW,
+    intake_agency_id: int | None = None,
 ) -> Case:
-    """登记 a dispute; its triage clock starts (DOMAIN.md §6.1)."""
+    """登记 a dispute; its triage clock starts (DOMAIN.md §6.1).
+
+    `actor` is the staff member registering it, or None for an application the parties made
+    online (`mediation.public.services.application_submit`): it is then registered at
+    `intake_agency_id` (the township 综治中心 or the configured intake agency), with the same
+    checks, the same clocks and the same triage after it. Either way the case gets its 查询码
+    (`case.lookup_code`, shown once)."""
     if mediation_track not in MediationTrack.values:
         raise InvalidInput(_("调解类型无效。"))
     if risk_level not in RiskLevel.values:
@@ -238,6 +269,7 @@ def dispute_register(
         now=now,
         initial_state="registered",
         fields={"mediation_track": mediation_track, "risk_level": risk_level},
+        intake_agency_id=intake_agency_id,
     )
 
 
@@ -465,6 +497,7 @@ def case_transition(
                 data={**step_data, "clocks": clocks},
             )
             notices.notify_after_step(case=case, act=act, actor=actor, now=now, referral=ctx.opened)
+            party_notices.after_step(case=case, name=transition, now=now, data=step_data)
             return case
     except policy.PolicyError as exc:
         # A date the deadline arithmetic cannot take (the forms bound dates; this is the net).
@@ -776,6 +809,8 @@ def petition_refer_to_mediation(
                 "clocks": clocks,
             },
         )
+        dispute.lookup_code = lookup_code_issue(case=dispute, now=now)
+        party_notices.after_registration(case=dispute, now=now)
         petition.version += 1
         petition.save(update_fields=["version", "updated_at"])
         record_event(
@@ -871,6 +906,8 @@ def case_service_action(
             )
             if act.notify:
                 notices.notify_after_step(case=case, act=act, actor=actor, now=now)
+            if name == "record_session":
+                party_notices.after_session(case=case, data=step_data, now=now)
             return case
     except BaseException:
         # The row that named the file was rolled back: remove the orphaned bytes.

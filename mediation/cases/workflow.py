@@ -153,7 +153,9 @@ def _table() -> dict[tuple[str, str], Action]:
         # 矛盾纠纷 (DOMAIN.md §6.1)
         Action(D, "triage", ROUTERS, H, s.TriageStep()),
         Action(D, "accept_own", MEDIATORS, H, s.AcceptDisputeStep(), FEEDBACK, public=True),
-        Action(D, "assign", ROUTERS, H, s.AssignStep(), frozenset({Audience.RECEIVER})),
+        Action(
+            D, "assign", ROUTERS, H, s.AssignStep(), frozenset({Audience.RECEIVER}), public=True
+        ),
         Action(D, "accept", MEDIATORS, RCV, s.AcceptDisputeStep(), FEEDBACK, public=True),
         Action(D, "decline", MEDIATORS, RCV, s.DeclineStep(), FEEDBACK),
         Action(D, "transfer", ROUTERS | MEDIATORS, H, s.TransferStep(), FEEDBACK, public=True),
@@ -508,6 +510,61 @@ def next_steps(case: Case) -> list[NextStep]:
             )
         )
     return out
+
+
+# The parties' public timeline (/public/track/) ---------------------------------------------------
+#
+# What a party who tracks their case with its 查询码 is shown: each state and each event kind is
+# public or internal here, and only here. A transition's event is public when its row says
+# `public=True`; of the events that are not transitions, only registration (收到/登记) is.
+# Everything else, including every event kind added later, is internal unless marked here:
+# clock pauses, the case file, supervision (督办) steps, holiday recomputations.
+
+PUBLIC_SERVICE_EVENTS = frozenset({"register"})
+
+# States the parties see by name. An internal state shows as the public state it belongs to
+# (`PUBLIC_STATE_AS`): a dispute being routed inside the township (研判分流, 交办 awaiting the
+# committee) is still "received, to be accepted" for the applicant.
+INTERNAL_STATES = {
+    CaseKind.DISPUTE: frozenset({"triaged", "assigned"}),
+    CaseKind.PETITION: frozenset(),
+}
+PUBLIC_STATE_AS = {"triaged": "registered", "assigned": "registered"}
+
+# The clocks the parties are shown with their due dates: the legal periods of handling and
+# mediation, and their own windows (复查/复核 requests). Internal routing clocks (研判分流,
+# 交办签收, 异议, 回访) are not.
+PUBLIC_CLOCKS = frozenset(
+    {
+        "petition.notify",
+        "petition.handle",
+        "petition.handle_extended",
+        "petition.review_request",
+        "petition.review",
+        "petition.rereview_request",
+        "petition.rereview",
+        "dispute.mediate",
+        "dispute.mediate_month",
+        "dispute.court_entrusted",
+        "dispute.labour",
+        "dispute.medical",
+    }
+)
+
+
+def event_is_public(kind: str, event_kind: str) -> bool:
+    """Whether an event of `event_kind` shows on the parties' public timeline."""
+    if event_kind in PUBLIC_SERVICE_EVENTS:
+        return True
+    act = action(kind, event_kind)
+    return act is not None and act.transition and act.public
+
+
+def public_state(kind: str, state: str) -> str:
+    """The state as the parties are told it (an internal state as its public one)."""
+    if state in INTERNAL_STATES.get(str(kind), frozenset()):
+        return PUBLIC_STATE_AS.get(state, "registered")
+    return state
 
 
 # Where a hand-off may go -------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from mediation.agencies.selectors import SUPERVISING_ROLES, user_scope
 from mediation.cases.selectors import cases_visible_to
 from mediation.core.errors import NotFound
 from mediation.escalation.models import Escalation, EscalationStatus
+from mediation.public.models import Rating, RatingValue
 
 LIVE = (EscalationStatus.OPEN, EscalationStatus.ACKNOWLEDGED)
 
@@ -134,3 +135,24 @@ def escalation_open_count_for(*, user: User) -> int:
 
 def escalation_list_for_case(*, case_id: int) -> QuerySet[Escalation]:
     return _with_relations(Escalation.objects.filter(case_id=case_id)).order_by("clock_id", "level")
+
+
+# 群众评价: a 不满意 rating is an item of the supervisor's queue -----------------------------------
+
+
+def rating_queue_for(*, user: User) -> QuerySet[Rating]:
+    """不满意 ratings (`mediation.public`) not yet looked at, of cases handled by agencies in the
+    supervisor's scope: shown in their queue beside the escalations, oldest first."""
+    scope = user_scope(user)
+    if scope.empty or user.role not in SUPERVISING_ROLES:
+        return Rating.objects.none()
+    return (
+        Rating.objects.filter(
+            value=RatingValue.UNSATISFIED, reviewed_at__isnull=True, agency_id__in=scope.below
+        )
+        # 检举控告 (Art 30 ¶3): a party's comment may name the petitioner; never to the
+        # accused agency's side (`cases.selectors.identity_hidden_from`, as a filter).
+        .exclude(case__involves_accusation=True, case__accused_agency_id__in=scope.above)
+        .select_related("case", "agency")
+        .order_by("changed_at", "pk")
+    )

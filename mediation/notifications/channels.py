@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -58,6 +58,9 @@ class OutboundMessage:
     phone: str = ""
     webhook_url: str = ""
     created_at: dt.datetime | None = None  # the notification's: the e-mail's Date header
+    # SMS to a party: the provider template's name (`settings.SMS_TEMPLATES`) and parameters.
+    sms_template: str = ""
+    sms_params: dict[str, str] = field(default_factory=dict)
 
     @property
     def idempotency_key(self) -> str:
@@ -433,17 +436,48 @@ def _post_urllib(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, s
 # SMS -----------------------------------------------------------------------------------------
 
 
+class Sent(str):
+    """The address a message went to, with the provider's id of it (SMS)."""
+
+    provider_message_id: str = ""
+
+    def __new__(cls, address: str, provider_message_id: str = "") -> Sent:
+        obj = super().__new__(cls, address)
+        obj.provider_message_id = provider_message_id
+        return obj
+
+
 class SmsBackend(Protocol):
-    def send(self, *, phone: str, text: str, idempotency_key: str) -> None:
-        """Send one text; raise TransientError or PermanentError."""
+    def send(
+        self,
+        *,
+        phone: str,
+        text: str,
+        idempotency_key: str,
+        template: str = "",
+        params: dict[str, str] | None = None,
+    ) -> str | None:
+        """Send one text (a provider template with its parameters when `template` is set);
+        return the provider's message id (or None); raise TransientError or PermanentError."""
 
 
 class LoggingSmsBackend:
     """Default gateway: logs the message instead of sending it (demo and tests)."""
 
-    def send(self, *, phone: str, text: str, idempotency_key: str) -> None:
+    def send(
+        self,
+        *,
+        phone: str,
+        text: str,
+        idempotency_key: str,
+        template: str = "",
+        params: dict[str, str] | None = None,
+    ) -> str | None:
         masked = f"{phone[:3]}****{phone[-4:]}" if len(phone) >= 7 else "****"
-        logger.info("SMS to %s [%s]: %s", masked, idempotency_key, text)
+        # The text of a party's SMS carries their 查询码: never in the log.
+        shown = f"template {template}" if template else text
+        logger.info("SMS to %s [%s]: %s", masked, idempotency_key, shown)
+        return None
 
 
 def sms_backend() -> SmsBackend:
@@ -453,10 +487,13 @@ def sms_backend() -> SmsBackend:
 def send_sms(message: OutboundMessage, session: ChannelSession | None = None) -> str:
     if not message.phone:
         raise PermanentError("收件人没有手机号")
-    sms_backend().send(
-        phone=message.phone, text=message.subject, idempotency_key=message.idempotency_key
+    extra: dict[str, Any] = {}
+    if message.sms_template:  # a party's SMS: the provider's template and its parameters
+        extra = {"template": message.sms_template, "params": dict(message.sms_params)}
+    provider_id = sms_backend().send(
+        phone=message.phone, text=message.subject, idempotency_key=message.idempotency_key, **extra
     )
-    return message.phone
+    return Sent(message.phone, provider_id or "")
 
 
 SENDERS: dict[str, Callable[[OutboundMessage, ChannelSession | None], str]] = {

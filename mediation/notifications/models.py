@@ -26,16 +26,34 @@ class NotificationKind(models.TextChoices):
     REASSIGNED = "reassigned", _("改派")
     HANDOFF = "handoff", _("待办移交")
     FEEDBACK = "feedback", _("办理反馈")
+    # To a party (当事人), by SMS only: the 查询码 and each public step (README "The public side").
+    PARTY_SMS = "party_sms", _("当事人短信")
+    # A party rated the outcome 不满意: the supervisor over the handling agency looks at it.
+    RATING = "rating", _("群众评价")
 
 
 class Notification(models.Model):
+    """One message to one user, or (exactly one of the two) to one party of a case: a party
+    has no inbox; their notification exists for its SMS delivery (kind `party_sms`, sent only
+    with the party's consent, `mediation.cases.party_notices`)."""
+
     # No index of its own: notification_inbox_idx (recipient, -created_at) leads with it.
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("接收人"),
+        null=True,
+        blank=True,
         on_delete=models.CASCADE,
         related_name="notifications",
         db_index=False,
+    )
+    party = models.ForeignKey(
+        "parties.Party",
+        verbose_name=_("当事人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     kind = models.CharField(_("类型"), max_length=32, choices=NotificationKind.choices)
     case = models.ForeignKey(
@@ -61,15 +79,22 @@ class Notification(models.Model):
         verbose_name = _("通知")
         verbose_name_plural = _("通知")
         ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["key"], name="notification_key_unique"),
-        ]
         indexes = [
             models.Index(fields=["recipient", "-created_at"], name="notification_inbox_idx"),
             models.Index(
                 fields=["recipient"],
                 name="notification_unread_idx",
                 condition=models.Q(read_at__isnull=True),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["key"], name="notification_key_unique"),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(recipient__isnull=False, party__isnull=True)
+                    | models.Q(recipient__isnull=True, party__isnull=False)
+                ),
+                name="notification_user_xor_party",
             ),
         ]
 
@@ -115,6 +140,11 @@ class Delivery(models.Model):
     sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
     failed_at = models.DateTimeField(_("失败时间"), null=True, blank=True)
     last_error = models.TextField(_("最近错误"), blank=True)
+    # The provider's id of the message (SMS), for its delivery reports and complaints.
+    # (A database default: the outbox's set-based INSERTs name their columns.)
+    provider_message_id = models.CharField(
+        _("服务商消息编号"), max_length=100, blank=True, default="", db_default=""
+    )
 
     class Meta:
         verbose_name = _("发送记录")

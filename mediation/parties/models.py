@@ -42,6 +42,10 @@ class Party(models.Model):
         _("联系电话（检索摘要）"), max_length=64, blank=True, db_index=True, editable=False
     )
     address = models.CharField(_("住址"), max_length=255, blank=True)
+    # Whether the party agreed, at registration, to get SMS about the case (the 查询码 and
+    # each step); without it no SMS is ever sent to them (README "The public side").
+    sms_consent = models.BooleanField(_("同意接收短信"), default=False)
+    sms_consent_at = models.DateTimeField(_("短信同意时间"), null=True, blank=True)
     id_number_encrypted = models.TextField(_("身份证号（密文）"), blank=True, editable=False)
     id_number_hash = models.CharField(
         _("身份证号（检索摘要）"), max_length=64, blank=True, db_index=True, editable=False

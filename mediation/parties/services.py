@@ -43,6 +43,8 @@ def party_create(
     address: str = "",
     kind: str = PartyKind.PERSON,
     today: dt.date | None = None,
+    sms_consent: bool = False,
+    consent_at: dt.datetime | None = None,
 ) -> Party:
     """Register a party. The ID number is validated, then stored encrypted, hashed and masked.
 
@@ -63,6 +65,9 @@ def party_create(
         phone=_clean_phone(phone),
         address=(address or "").strip(),
     )
+    if sms_consent and party.phone:
+        party.sms_consent = True
+        party.sms_consent_at = consent_at or clock.now()
     if id_number is not None and id_number.strip():
         if kind != PartyKind.PERSON:
             raise InvalidInput("单位当事人不登记居民身份证号", details={"field": "id_number"})

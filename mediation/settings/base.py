@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "mediation.notifications",
     "mediation.escalation",
     "mediation.reports",
+    "mediation.public",
     "mediation.web",
     "axes",
     "csp",
@@ -210,6 +211,9 @@ FIELD_ENCRYPTION_KEYS = env.list(
     "FIELD_ENCRYPTION_KEYS", default=["9W8NWbQw5yN5Qm3V6o0pX1m4y7d2Jk8hTzq3LrUe0aA="]
 )
 ID_HASH_KEY = env.str("ID_HASH_KEY", default="dev-id-hash-key-change-me-in-production")
+# Keys the parties' 查询码 (mediation/cases/lookup.py): the codes are derived from a stored
+# nonce with it, and looked up by a hash keyed with it. Changing it invalidates every code.
+LOOKUP_CODE_KEY = env.str("LOOKUP_CODE_KEY", default="dev-lookup-code-key-change-me")
 
 # Celery (workers/). Redis is a transport only: PostgreSQL holds every deadline, reminder
 # and escalation (RELIABILITY.md §0).
@@ -337,6 +341,27 @@ DELIVERY_TEST_DELAY_SECONDS = env.float("DELIVERY_TEST_DELAY_SECONDS", default=0
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 SMS_BACKEND = env.str("SMS_BACKEND", default="mediation.notifications.channels.LoggingSmsBackend")
+# The SMS provider (mediation/notifications/sms.py, SMS_BACKEND=
+# "mediation.notifications.sms.ProviderSmsBackend"): the common template-SMS HTTP API shape
+# (template code + parameters, HMAC-SHA256-signed request, a message id in the answer).
+SMS_PROVIDER_URL = env.str("SMS_PROVIDER_URL", default="")
+SMS_PROVIDER_ACCESS_KEY = env.str("SMS_PROVIDER_ACCESS_KEY", default="")
+SMS_PROVIDER_SECRET = env.str("SMS_PROVIDER_SECRET", default="")
+SMS_PROVIDER_SIGN_NAME = env.str("SMS_PROVIDER_SIGN_NAME", default="乡镇矛调中心")
+SMS_PROVIDER_TIMEOUT_SECONDS = env.float("SMS_PROVIDER_TIMEOUT_SECONDS", default=5.0)
+# Template codes registered with the provider, by message (JSON object; defaults below).
+SMS_TEMPLATES = env.json(
+    "SMS_TEMPLATES",
+    default={
+        "lookup_code": "SMS_LOOKUP_CODE",
+        "accepted": "SMS_ACCEPTED",
+        "not_accepted": "SMS_NOT_ACCEPTED",
+        "session": "SMS_SESSION",
+        "opinion": "SMS_OPINION",
+        "closed": "SMS_CLOSED",
+        "notice": "SMS_NOTICE",
+    },
+)
 NOTIFICATION_MESSAGE_ID_DOMAIN = env.str(
     "NOTIFICATION_MESSAGE_ID_DOMAIN", default="mediation.local"
 )
@@ -421,3 +446,34 @@ SPECTACULAR_SETTINGS = {
         "AgencyKindEnum": "mediation.agencies.models.AgencyKind",
     },
 }
+
+# The public side (README "The public side"): apply online, track with a 查询码, rate.
+# Limits are counted in Redis through Django's cache framework (the "limits" cache), so they
+# hold across gunicorn workers and hosts.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "limits": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env.str("LIMITS_REDIS_URL", default=REDIS_URL),
+        "KEY_PREFIX": env.str("LIMITS_KEY_PREFIX", default="mediation-limits"),
+        "TIMEOUT": 24 * 3600,
+        "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
+    },
+}
+# Where online applications go: the agency code of the configured intake agency, or empty
+# for the applicant's choice among the township 综治中心 (peace offices at township level).
+PUBLIC_INTAKE_AGENCY_CODE = env.str("PUBLIC_INTAKE_AGENCY_CODE", default="")
+PUBLIC_PRIVACY_NOTICE_VERSION = env.str("PUBLIC_PRIVACY_NOTICE_VERSION", default="2026-1")
+# Submissions of the application form: per client address and per phone, per day.
+PUBLIC_APPLY_PER_ADDRESS_PER_DAY = env.int("PUBLIC_APPLY_PER_ADDRESS_PER_DAY", default=10)
+PUBLIC_APPLY_PER_PHONE_PER_DAY = env.int("PUBLIC_APPLY_PER_PHONE_PER_DAY", default=3)
+# Failed look-ups before 429: per client address and per code, in the window.
+PUBLIC_LOOKUP_FAILURES_PER_ADDRESS = env.int("PUBLIC_LOOKUP_FAILURES_PER_ADDRESS", default=10)
+PUBLIC_LOOKUP_FAILURES_PER_CODE = env.int("PUBLIC_LOOKUP_FAILURES_PER_CODE", default=5)
+PUBLIC_LOOKUP_WINDOW_SECONDS = env.int("PUBLIC_LOOKUP_WINDOW_SECONDS", default=3600)
+# Every look-up answer takes at least this long, found or not (no timing oracle).
+PUBLIC_LOOKUP_MIN_SECONDS = env.float("PUBLIC_LOOKUP_MIN_SECONDS", default=0.3)
+# How long after a rating the party may still change it.
+PUBLIC_RATING_CHANGE_DAYS = env.int("PUBLIC_RATING_CHANGE_DAYS", default=7)
+# The address printed in SMS rating links (the public site as the parties reach it).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")

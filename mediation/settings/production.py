@@ -9,6 +9,7 @@ DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS")
 ID_HASH_KEY = env.str("ID_HASH_KEY")
+LOOKUP_CODE_KEY = env.str("LOOKUP_CODE_KEY")
 # Never the demo's SQLite file: without DATABASE_URL a production process refuses to start.
 _database_url = env.str("DATABASE_URL")
 
@@ -18,6 +19,7 @@ _secrets = {
     "DJANGO_SECRET_KEY": SECRET_KEY,
     "FIELD_ENCRYPTION_KEYS": ",".join(FIELD_ENCRYPTION_KEYS),
     "ID_HASH_KEY": ID_HASH_KEY,
+    "LOOKUP_CODE_KEY": LOOKUP_CODE_KEY,
     "DATABASE_URL": _database_url,
 }
 for _name, _value in _secrets.items():

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.utils import translation
 
+from mediation.cases.lookup import lookup_code_of
 from mediation.cases.models import (
     Agreement,
     Case,
@@ -106,6 +107,9 @@ def acceptance_notice(case: Case, *, hidden: bool) -> dict[str, Any]:
         "handling_days": HANDLING_DAYS,
         "due": _handling_due(case),
         "agency": case.holder_agency,
+        # The parties' 查询码 (re-derived with the server key; `mediation.cases.lookup`).
+        # Never to a viewer the petitioner is hidden from (检举控告, Art 30 ¶3).
+        "lookup_code": "" if hidden else lookup_code_of(case.pk),
     }
 
 

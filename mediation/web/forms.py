@@ -127,6 +127,9 @@ class PartyForm(forms.Form):
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
     )
     address = forms.CharField(label=_("住址"), max_length=255, required=False)
+    sms_consent = forms.BooleanField(
+        label=_("当事人同意接收短信（查询码及办理进展）"), required=False
+    )
 
     def __init__(self, *args: Any, kind: str, today: dt.date, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -323,3 +326,150 @@ class CaseSearchForm(forms.Form):
         if lo and hi and lo > hi:
             self.add_error("registered_to", _("结束日期不能早于开始日期。"))
         return data
+
+
+# The public side (/public/) ---------------------------------------------------------------------
+
+
+class PublicApplicationForm(forms.Form):
+    """申请调解 online. Each party's details are checked by the staff registration's own
+    `PartyForm` (ID checksum, phone, lengths, visible text), so both doors refuse the same
+    input with the same messages; control characters never reach a form (the middleware)."""
+
+    applicant_name = forms.CharField(label=_("申请人姓名"), max_length=200)
+    applicant_id_number = forms.CharField(
+        label=_("申请人身份证号"),
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "text"}),
+    )
+    applicant_phone = forms.CharField(
+        label=_("申请人手机号码"),
+        max_length=32,
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+        help_text=_("用于查询办理进度（手机号后四位）和接收短信通知。"),
+    )
+    applicant_address = forms.CharField(label=_("申请人住址"), max_length=255, required=False)
+    other_name = forms.CharField(label=_("对方当事人姓名或名称"), max_length=200, required=False)
+    other_phone = forms.CharField(
+        label=_("对方联系电话"),
+        max_length=32,
+        required=False,
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+    )
+    other_address = forms.CharField(label=_("对方住址"), max_length=255, required=False)
+    intake_agency = forms.ModelChoiceField(
+        label=_("向哪个乡镇（街道）申请"), queryset=Agency.objects.none(), empty_label=None
+    )
+    place = forms.CharField(
+        label=_("纠纷发生地"),
+        max_length=200,
+        validators=[validate_visible_text],
+        help_text=_("村（社区）名称和具体地点，如“将官池村二组”。"),
+    )
+    category = forms.ModelChoiceField(label=_("纠纷类型"), queryset=Category.objects.none())
+    summary = forms.CharField(
+        label=_("纠纷简要情况"),
+        max_length=5000,
+        validators=[validate_visible_text],
+        widget=forms.Textarea(attrs={"rows": 5}),
+    )
+    requests = forms.CharField(
+        label=_("申请事项"),
+        max_length=2000,
+        validators=[validate_visible_text],
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("希望通过调解解决的问题，可分条填写。"),
+    )
+    sms_consent = forms.BooleanField(
+        label=_("同意接收本事项的短信通知（查询码、受理、调解时间、办结等）"), required=False
+    )
+    privacy = forms.BooleanField(label=_("我已阅读并同意《个人信息处理告知》"))
+
+    def __init__(self, *args: Any, today: dt.date, agencies: list[Agency], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.today = today
+        self.fields["intake_agency"].queryset = Agency.objects.filter(
+            pk__in=[a.pk for a in agencies]
+        ).order_by("name")
+        if len(agencies) == 1:
+            self.fields["intake_agency"].initial = agencies[0].pk
+        self.fields["category"].queryset = Category.objects.filter(
+            Q(applies_to=AppliesTo.DISPUTE) | Q(applies_to=AppliesTo.BOTH), is_active=True
+        )
+        self.fields["sms_consent"].initial = True
+
+    def _party(self, prefix: str, role: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        form = PartyForm(
+            data={
+                "name": data.get(f"{prefix}_name", ""),
+                "role": role,
+                "id_number": data.get(f"{prefix}_id_number", ""),
+                "phone": data.get(f"{prefix}_phone", ""),
+                "address": data.get(f"{prefix}_address", ""),
+            },
+            kind=CaseKind.DISPUTE,
+            today=self.today,
+        )
+        if form.is_valid():
+            return form.cleaned_data
+        for name, errors in form.errors.items():
+            target = f"{prefix}_{name}"
+            for e in errors:
+                self.add_error(target if target in self.fields else None, e)
+        return None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        applicant = self._party("applicant", CasePartyRole.APPLICANT, data)
+        if applicant is not None:
+            if not applicant.get("phone"):
+                self.add_error("applicant_phone", _("请填写手机号码。"))
+            elif not applicant["phone"].startswith("1"):
+                self.add_error("applicant_phone", _("请填写11位手机号码，用于查询和短信通知。"))
+            data["applicant"] = applicant
+        if (data.get("other_name") or "").strip() or data.get("other_phone"):
+            other = self._party("other", CasePartyRole.RESPONDENT, data)
+            if other is not None:
+                data["other"] = other
+        return data
+
+
+class PublicTrackForm(forms.Form):
+    code = forms.CharField(
+        label=_("查询码"),
+        max_length=32,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
+        ),
+        help_text=_("12位，登记时告知或短信发送，如 ACEF-HKMN-PRTW。"),
+    )
+    phone_last4 = forms.CharField(
+        label=_("登记手机号后四位"),
+        max_length=4,
+        min_length=4,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+
+    def clean_phone_last4(self) -> str:
+        value = self.cleaned_data["phone_last4"]
+        if not value.isascii() or not value.isdigit():
+            raise forms.ValidationError(_("请填写4位数字。"))
+        return value
+
+
+class PublicRatingForm(forms.Form):
+    value = forms.ChoiceField(
+        label=_("您对办理结果的评价"),
+        choices=[
+            ("satisfied", _("满意")),
+            ("basic", _("基本满意")),
+            ("unsatisfied", _("不满意")),
+        ],
+        widget=forms.RadioSelect,
+    )
+    comment = forms.CharField(
+        label=_("意见和建议"),
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )

@@ -262,7 +262,84 @@ def time_in_state(scope: reports.StatsScope, period: Period) -> Table:
     return table
 
 
-TABLES = ("open", "ontime", "overdue", "category", "state_time")
+def _satisfaction_table(slug: str, title: str, rows: list[dict[str, Any]], note: str) -> Table:
+    table = Table(
+        slug=slug,
+        title=title,
+        headers=[
+            _("机构"),
+            _("月份"),
+            _("评价数"),
+            _("满意"),
+            _("基本满意"),
+            _("不满意"),
+            _("满意率"),
+        ],
+        note=note,
+    )
+    items = []
+    for r in rows:
+        rate = f"{r['rate'] * 100:.1f}%" if r["rate"] is not None else ""
+        month = _month(r["month"])
+        table.rows.append(
+            [
+                r["agency__name"],
+                month,
+                r["total"],
+                r["satisfied"],
+                r["basic"],
+                r["unsatisfied"],
+                rate,
+            ]
+        )
+        if r["rate"] is not None:
+            items.append((f"{r['agency__name']} {month}", round(r["rate"] * 100, 1)))
+    table.chart = bar_chart(items[:20], fmt=lambda v: f"{v:g}%")
+    return table
+
+
+def satisfaction(scope: reports.StatsScope, period: Period) -> Table:
+    """群众评价: the parties' own ratings (满意 + 基本满意 over all), by handling agency and
+    month. Read from the ratings themselves (a few per closed case), not from a rollup."""
+    from mediation.public.selectors import satisfaction_by_agency_month
+
+    ids = None if scope.root_id is None else scope.agency_ids()
+    rows = satisfaction_by_agency_month(
+        agency_ids=ids, date_from=period.date_from, date_to=period.date_to
+    )
+    return _satisfaction_table(
+        "satisfaction",
+        _("群众评价满意率（当事人凭查询码评价）"),
+        rows,
+        _("满意率 =（满意 + 基本满意）÷ 评价数；按评价时的办理机构和首次评价月份统计。"),
+    )
+
+
+def followup_satisfaction(scope: reports.StatsScope, period: Period) -> Table:
+    """The mediators' 回访 satisfaction, as recorded on the follow-up visits: shown apart."""
+    from mediation.casefiles.selectors import followup_satisfaction_by_agency_month
+
+    ids = None if scope.root_id is None else scope.agency_ids()
+    rows = followup_satisfaction_by_agency_month(
+        agency_ids=ids, date_from=period.date_from, date_to=period.date_to
+    )
+    return _satisfaction_table(
+        "followup_satisfaction",
+        _("回访满意度（调解员回访记录）"),
+        rows,
+        _("调解员回访时记录的当事人满意度，与当事人自行评价分开统计。"),
+    )
+
+
+TABLES = (
+    "open",
+    "ontime",
+    "overdue",
+    "category",
+    "state_time",
+    "satisfaction",
+    "followup_satisfaction",
+)
 
 
 def build(slug: str, *, scope: reports.StatsScope, period: Period) -> Table:
@@ -277,4 +354,8 @@ def build(slug: str, *, scope: reports.StatsScope, period: Period) -> Table:
         return by_category_channel(scope, period)
     if slug == "state_time":
         return time_in_state(scope, period)
+    if slug == "satisfaction":
+        return satisfaction(scope, period)
+    if slug == "followup_satisfaction":
+        return followup_satisfaction(scope, period)
     raise KeyError(slug)

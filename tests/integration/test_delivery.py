@@ -40,6 +40,7 @@ from mediation.notifications.services import (
 from mediation.notifications.services import delivery as services
 from tests.factories.accounts import staff
 from tests.factories.agencies import township_tree
+from tests.factories.deliveries import delivery_attempt
 
 pytestmark = pytest.mark.django_db
 
@@ -177,13 +178,6 @@ def notify(user, key="k1", *, webhook_agency=None, subject="【期限提醒】�
 
 def delivery(notification, channel):
     return Delivery.objects.get(notification=notification, channel=channel)
-
-
-def delivery_attempt(*, delivery_id: int, now: dt.datetime, worker: str) -> str:
-    """One delivery through the production path (`deliveries_deliver`): its one outcome."""
-    tally = deliveries_deliver([delivery_id], worker=worker, clock=lambda: now)
-    (outcome,) = (name for name, n in vars(tally).items() if n)
-    return outcome
 
 
 # E-mail --------------------------------------------------------------------------------------

@@ -204,6 +204,7 @@ def _log_under(settings_module: str, **extra_env: str) -> str:
         "DJANGO_SECRET_KEY": "k" * 20 + uuid.uuid4().hex + uuid.uuid4().hex,
         "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "ID_HASH_KEY": "test-only-id-hash-key",
+        "LOOKUP_CODE_KEY": "test-only-lookup-code-key",
         "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
         **extra_env,
     }

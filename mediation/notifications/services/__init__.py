@@ -11,20 +11,24 @@ from mediation.notifications.services.delivery import (
     deliveries_deliver,
     deliveries_dispatch,
     lease_clock,
+    register_sms_param,
 )
 from mediation.notifications.services.outbox import (
     Created,
     NotificationSpec,
+    PartySmsSpec,
     notification_mark_all_read,
     notification_mark_read,
     notifications_create_bulk,
     outbox_sql,
+    party_sms_create,
 )
 
 __all__ = [
     "Created",
     "DeliveryTally",
     "NotificationSpec",
+    "PartySmsSpec",
     "backoff_seconds",
     "deliveries_claimable_ids",
     "deliveries_deliver",
@@ -34,4 +38,6 @@ __all__ = [
     "notification_mark_read",
     "notifications_create_bulk",
     "outbox_sql",
+    "party_sms_create",
+    "register_sms_param",
 ]

@@ -54,6 +54,18 @@ logger = logging.getLogger(__name__)
 _random = secrets.SystemRandom()
 
 
+# Party SMS parameters derived at send time ----------------------------------------------------
+
+# Parameters an SMS template takes that are not stored with the message but derived when it
+# goes out (the 查询码: stored only as a keyed hash, `mediation.cases.lookup`). The app that
+# owns the value registers its resolver (`register_sms_param`), called with the case id.
+_SMS_PARAMS: dict[str, Callable[[int], str]] = {}
+
+
+def register_sms_param(name: str, resolver: Callable[[int], str]) -> None:
+    _SMS_PARAMS[name] = resolver
+
+
 # Dispatch (hand ids to the delivery layer) -----------------------------------------------------
 
 
@@ -224,11 +236,13 @@ SET status = v.status,
     lease_until = NULL,
     dispatched_until = CASE WHEN v.undispatch THEN NULL ELSE d.dispatched_until END,
     address = COALESCE(v.address, d.address),
-    last_error = v.last_error
+    last_error = v.last_error,
+    provider_message_id = COALESCE(v.provider_message_id, d.provider_message_id)
 FROM unnest(%(ids)b::bigint[], %(statuses)b::varchar[], %(sent)b::timestamptz[],
             %(failed)b::timestamptz[], %(next)b::timestamptz[], %(addresses)b::varchar[],
-            %(errors)b::text[], %(undispatch)b::boolean[])
-    AS v(id, status, sent_at, failed_at, next_attempt_at, address, last_error, undispatch)
+            %(errors)b::text[], %(undispatch)b::boolean[], %(provider_ids)b::varchar[])
+    AS v(id, status, sent_at, failed_at, next_attempt_at, address, last_error, undispatch,
+         provider_message_id)
 WHERE d.id = v.id AND d.status = 'sending' AND d.claimed_by = %(worker)s
 RETURNING d.id
 """
@@ -254,6 +268,7 @@ def _finish_many(worker: str, outcomes: Sequence[tuple[int, dict[str, Any]]]) ->
         "addresses": column("address"),
         "errors": [f.get("last_error", "") for _i, f in outcomes],
         "undispatch": ["dispatched_until" in f for _i, f in outcomes],
+        "provider_ids": column("provider_message_id"),
     }
     with transaction.atomic(), bulk_cursor() as cur:
         cur.execute(_FINISH_MANY_SQL, params)
@@ -282,6 +297,8 @@ def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
             "recipient__phone",
             "case__holder_agency__webhook_url",
             "created_at",
+            "party__phone",
+            "case_id",
         )
     }
     hook_agencies = {
@@ -299,7 +316,28 @@ def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
         found = notifications.get(r.notification_id)
         if found is None:
             continue
-        pk, subject, body, data, email, phone, case_webhook_url, created_at = found
+        (
+            pk,
+            subject,
+            body,
+            data,
+            email,
+            phone,
+            case_webhook_url,
+            created_at,
+            party_phone,
+            case_id,
+        ) = found
+        sms = (data or {}).get("sms") if r.channel == DeliveryChannel.SMS else None
+        template, params = "", {}
+        if isinstance(sms, dict):
+            template = str(sms.get("template") or "")
+            params = dict(sms.get("params") or {})
+            for name in sms.get("derived") or ():
+                resolver = _SMS_PARAMS.get(name)
+                value = resolver(case_id) if resolver is not None and case_id else ""
+                params[name] = value
+                subject = subject.replace("{" + name + "}", value)
         webhook_url = ""
         if r.channel == DeliveryChannel.WEBHOOK:
             agency_id = (data or {}).get("webhook_agency_id")
@@ -309,9 +347,11 @@ def _outbound_many(rows: Sequence[_Claimed]) -> dict[int, OutboundMessage]:
             subject=subject,
             body=body,
             email=email or "",
-            phone=phone or "",
+            phone=party_phone or phone or "",
             webhook_url=webhook_url,
             created_at=created_at,
+            sms_template=template,
+            sms_params=params,
         )
     return out
 
@@ -372,6 +412,7 @@ def _send(
         "lease_until": None,
         "address": address[:500],
         "last_error": "",
+        "provider_message_id": str(getattr(address, "provider_message_id", ""))[:100],
     }
 
 

@@ -255,6 +255,78 @@ def notifications_create_bulk(specs: Iterable[NotificationSpec], *, now: dt.date
     return Created(notifications=len(inserted), deliveries=deliveries, by_kind=by_kind)
 
 
+# Party SMS (当事人短信) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartySmsSpec:
+    """One SMS to one party: a provider template (`settings.SMS_TEMPLATES` name), its
+    parameters, and the parameters derived at send time (`derived`, by the resolvers)."""
+
+    party_id: int
+    case_id: int
+    template: str
+    params: dict[str, str]
+    text: str
+    key: str
+    derived: tuple[str, ...] = ()
+
+
+def party_sms_create(specs: Iterable[PartySmsSpec], *, now: dt.datetime) -> int:
+    """Write SMS notifications to parties (the outbox: one notification and one SMS delivery
+    each), in the caller's transaction. Idempotent by key. Only to parties who consented and
+    have a phone (checked here, the one place). The delivery is due within the quiet hours
+    (08:00–21:00 Asia/Shanghai, as reminders). Returns the number written."""
+    from mediation.deadlines.policy import shift_into_quiet_hours
+    from mediation.parties.models import Party
+
+    specs = list({s.key: s for s in specs}.values())
+    if not specs:
+        return 0
+    allowed = set(
+        Party.objects.filter(pk__in={s.party_id for s in specs}, sms_consent=True)
+        .exclude(phone="")
+        .values_list("pk", flat=True)
+    )
+    specs = [s for s in specs if s.party_id in allowed]
+    if not specs:
+        return 0
+    existing = set(
+        Notification.objects.filter(key__in=[s.key for s in specs]).values_list("key", flat=True)
+    )
+    fresh = [s for s in specs if s.key not in existing]
+    rows = Notification.objects.bulk_create(
+        [
+            Notification(
+                party_id=s.party_id,
+                kind="party_sms",
+                case_id=s.case_id,
+                subject=s.text[:200],
+                body=s.text,
+                key=s.key,
+                data={
+                    "sms": {"template": s.template, "params": s.params, "derived": list(s.derived)}
+                },
+                created_at=now,
+            )
+            for s in fresh
+        ]
+    )
+    due = shift_into_quiet_hours(now)
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                notification_id=n.pk,
+                channel=DeliveryChannel.SMS,
+                next_attempt_at=due,
+                created_at=now,
+            )
+            for n in rows
+        ]
+    )
+    return len(rows)
+
+
 # Inbox -----------------------------------------------------------------------------------------
 
 

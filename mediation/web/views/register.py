@@ -54,6 +54,7 @@ def _register(request: HttpRequest, kind: str, form: RegisterCaseForm, formset, 
             id_number=p.get("id_number") or None,
             phone=p.get("phone", ""),
             address=p.get("address", ""),
+            sms_consent=bool(p.get("sms_consent")),
         )
         for p in formset.filled()
     ]

@@ -168,9 +168,27 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "open_count": esc_selectors.escalation_open_count_for(user=request.user),
             # Agency heads who are not supervisors see their level-1 督办单 only.
             "heads_only": request.user.role not in SUPERVISING_ROLES,
+            # 群众评价 不满意: items to look at, beside the escalations.
+            "ratings": list(esc_selectors.rating_queue_for(user=request.user)[:50]),
         }
     )
     return render(request, "web/supervision/dashboard.html", context)
+
+
+@never_cache
+@login_required
+@require_POST
+def rating_reviewed(request: HttpRequest, pk: int) -> HttpResponse:
+    """A supervisor has looked at a 不满意 rating of their queue."""
+    from mediation.public.services import rating_mark_reviewed
+
+    _require_queue(request.user)
+    try:
+        rating_mark_reviewed(rating_id=pk, actor=request.user, now=RequestClock().now)
+    except NotFound:
+        raise Http404 from None
+    messages.success(request, _("已标记为已查看。"))
+    return redirect("web:supervision")
 
 
 @never_cache

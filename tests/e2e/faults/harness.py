@@ -1210,3 +1210,111 @@ def sweep_overlaps() -> int:
             "AND a.started_at < b.finished_at AND b.started_at < a.finished_at"
         )
         return cur.fetchone()[0]
+
+
+class SmsSink(_Recorder):
+    """An SMS provider on loopback speaking the template-SMS API of
+    `mediation.notifications.sms`: it checks every request's HMAC signature, answers with the
+    provider's codes, and deduplicates by `OutId` as providers do (a repeat gets the first
+    answer's BizId and reaches no phone again).
+
+    Every request is recorded (`records`, with `accepted` and `duplicate`); `delivered()` maps
+    each OutId to the number of times it reached the "phone" (exactly once when all is well).
+    `script` queues answers per phone number (e.g. `["isv.BUSINESS_LIMIT_CONTROL"]` first),
+    `fail_rate` answers that share of first attempts with a flow-control code (seeded).
+    """
+
+    def __init__(self, workdir: Path, *, secret: str, fail_rate: float = 0.0, seed: int = 0):
+        super().__init__(workdir / "sms.jsonl")
+        self.secret = secret
+        self.script: dict[str, list[str]] = {}
+        self.fail_rate = fail_rate
+        self._rng = random.Random(seed)
+        self._accepted: dict[str, str] = {}
+        self._state_lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                answer, status = sink.handle(raw, self.headers.get("X-Sms-Signature") or "")
+                reply = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format, *args):  # noqa: A002 (signature of the base class)
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/sms/send"
+
+    def handle(self, raw: bytes, signature: str) -> tuple[dict[str, Any], int]:
+        import hashlib
+        import hmac
+
+        expected = hmac.new(self.secret.encode(), raw, hashlib.sha256).hexdigest()
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            body = {}
+        out_id = str(body.get("OutId") or "")
+        phone = str(body.get("PhoneNumbers") or "")
+        entry: dict[str, Any] = {
+            "key": out_id,
+            "phone": phone,
+            "template": body.get("TemplateCode"),
+            "params": json.loads(body.get("TemplateParam") or "{}"),
+            "signed": hmac.compare_digest(expected, signature),
+            "accepted": False,
+            "duplicate": False,
+        }
+        with self._state_lock:
+            if not entry["signed"]:
+                code = "SignatureDoesNotMatch"
+            elif out_id in self._accepted:
+                entry["duplicate"] = True
+                code = "OK"
+            elif self.script.get(phone):
+                code = self.script[phone].pop(0)
+            elif self.fail_rate and self._rng.random() < self.fail_rate:
+                code = "isv.BUSINESS_LIMIT_CONTROL"
+            else:
+                code = "OK"
+            if code == "OK" and not entry["duplicate"]:
+                self._accepted[out_id] = f"biz-{len(self._accepted) + 1:06d}"
+                entry["accepted"] = True
+            biz = self._accepted.get(out_id, "")
+        entry["code"] = code
+        self.record(entry)
+        if code == "HTTP503":
+            return {"Code": "ServiceUnavailable", "Message": "busy"}, 503
+        answer: dict[str, Any] = {"Code": code, "Message": "OK" if code == "OK" else code}
+        if code == "OK":
+            answer["BizId"] = biz
+        return answer, 200
+
+    def delivered(self) -> Counter[str]:
+        """OutId → times it reached a phone (accepted, not a provider-side duplicate)."""
+        return Counter(r["key"] for r in self.records() if r["accepted"])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -143,6 +143,7 @@ def _settings_of(module: str, **env: str) -> dict:
         "DJANGO_SECRET_KEY": "k" * 20 + uuid.uuid4().hex + uuid.uuid4().hex,
         "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "ID_HASH_KEY": uuid.uuid4().hex,
+        "LOOKUP_CODE_KEY": uuid.uuid4().hex,
         "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres"),
         **env,
     }

@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from mediation.accounts.models import Role
+from mediation.public.services import rating_submit
 from mediation.reports.models import StatsSnapshot
 from mediation.reports.services import stats_refresh
 from tests.factories.accounts import staff
@@ -84,7 +85,15 @@ def test_a_township_supervisor_never_sees_another_townships_numbers(
 
 def test_every_csv_export_matches_its_table(login, supervisor, township, now):
     register_dispute(township, now=now - dt.timedelta(days=9))
-    dispute_in_state("closed_resolved", township=township, now=now - dt.timedelta(days=4))
+    closed = dispute_in_state("closed_resolved", township=township, now=now - dt.timedelta(days=4))
+    # A party's own rating (issue 14), for the satisfaction table.
+    rating_submit(
+        case_id=closed.pk,
+        party_id=closed.case_parties.values_list("party_id", flat=True).first(),
+        value="satisfied",
+        comment="",
+        now=now,
+    )
     client = login(supervisor)
     page = client.get(reverse("web:stats"), PERIOD)
 

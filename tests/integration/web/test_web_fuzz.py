@@ -39,7 +39,14 @@ from mediation.escalation.models import Escalation
 from mediation.escalation.sweeps import sweep_run
 from mediation.notifications.models import Notification
 from mediation.web import stats as web_stats
-from mediation.web.forms import PartyForm, RegisterCaseForm, StatsFilterForm
+from mediation.web.forms import (
+    PartyForm,
+    PublicApplicationForm,
+    PublicRatingForm,
+    PublicTrackForm,
+    RegisterCaseForm,
+    StatsFilterForm,
+)
 from tests.factories.accounts import head_of, staff
 from tests.factories.cases import dispute_in_state, petition_in_state
 from tests.integration.web.conftest import grant_reveal
@@ -102,6 +109,12 @@ def _field_names() -> list[str]:
         *(f"parties-{i}-{name}" for i in range(3) for name in PartyForm.base_fields),
         *(f"parties-{k}" for k in ("TOTAL_FORMS", "INITIAL_FORMS", "MIN_NUM_FORMS")),
         "parties-MAX_NUM_FORMS",
+        # the public side (/public/…): the application, the look-up and the rating forms
+        *PublicApplicationForm.base_fields,
+        *PublicTrackForm.base_fields,
+        *PublicRatingForm.base_fields,
+        "step",
+        "rated",
     }
     for act in workflow.actions():
         names.update(act.step.form_class.base_fields)

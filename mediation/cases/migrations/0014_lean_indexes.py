@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('agencies', '0003_reviewing_organ'),
-        ('cases', '0012_casefile_event_kinds'),
+        ('cases', '0013_lookup_code'),
     ]
 
     operations = [
