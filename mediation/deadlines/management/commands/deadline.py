@@ -7,11 +7,12 @@ Bad input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 
+from mediation.core.commands import USAGE_ERROR, OneLineErrorCommand
 from mediation.deadlines.calendar_source import current_calendar
 from mediation.deadlines.policy import (
     ChineseCalendar,
@@ -22,26 +23,11 @@ from mediation.deadlines.policy import (
     parse_pause,
 )
 
-USAGE_ERROR = 2
 
-
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = "计算法定期限的到期日（DOMAIN.md §7）。"
     missing_args_message = "缺少参数：RULE START（例如 petition.notify 2025-01-20）"
     requires_system_checks: list[str] = []
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-
-        # argparse prints the usage block before the error; the contract wants one line.
-        def error(message: str) -> NoReturn:
-            line = " ".join(str(message).split())
-            if parser.called_from_command_line:
-                parser.exit(USAGE_ERROR, f"{parser.prog}: error: {line}\n")
-            raise CommandError(f"Error: {line}", returncode=USAGE_ERROR)
-
-        parser.error = error
-        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("rule", help="规则代码，例如 petition.notify")

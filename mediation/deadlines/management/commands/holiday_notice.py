@@ -15,34 +15,21 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 
 from mediation.core import clock
+from mediation.core.commands import USAGE_ERROR, OneLineErrorCommand
 from mediation.deadlines.holidays import HolidayDataBusy, holiday_notice_apply
 from mediation.deadlines.notice import WEEKDAYS, NoticeError, ParsedNotice, parse_notice_strict
 
-USAGE_ERROR = 2
 
-
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = "解析国务院办公厅放假通知文本；--apply 写入节假日调整并重新计算期限。"
     missing_args_message = "缺少参数：FILE（通知文本文件，UTF-8；“-”表示标准输入）"
     requires_system_checks: list[str] = []
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-
-        def error(message: str) -> NoReturn:
-            line = " ".join(str(message).split())
-            if parser.called_from_command_line:
-                parser.exit(USAGE_ERROR, f"{parser.prog}: error: {line}\n")
-            raise CommandError(f"Error: {line}", returncode=USAGE_ERROR)
-
-        parser.error = error
-        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="通知文本文件（UTF-8）；“-”读取标准输入")

@@ -11,14 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from typing import Any, NoReturn
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 
 from mediation.core.clock import SHANGHAI
 from mediation.core.clock import now as clock_now
+from mediation.core.commands import USAGE_ERROR, OneLineErrorCommand
 from mediation.escalation.sweeps import runner_name, sweep_run
 from mediation.notifications.services import (
     DeliveryTally,
@@ -26,7 +27,6 @@ from mediation.notifications.services import (
     deliveries_deliver,
 )
 
-USAGE_ERROR = 2
 DELIVER_CHUNK = 200
 MAX_DELIVER_ROUNDS = 1000
 
@@ -63,21 +63,9 @@ def deliver_inline(*, fixed_now: dt.datetime | None) -> DeliveryTally:
     return total
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = "运行一次超期督办、期限提醒与通知发送扫描。"
     requires_system_checks: list[str] = []
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-
-        def error(message: str) -> NoReturn:
-            line = " ".join(str(message).split())
-            if parser.called_from_command_line:
-                parser.exit(USAGE_ERROR, f"{parser.prog}: error: {line}\n")
-            raise CommandError(f"Error: {line}", returncode=USAGE_ERROR)
-
-        parser.error = error
-        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="只运行一次（否则循环运行）")
