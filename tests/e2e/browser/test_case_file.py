@@ -16,7 +16,6 @@ from mediation.casefiles.models import Attachment
 from tests.e2e.browser.test_workflow import (  # the project's browser harness
     DESKTOP,
     _login,
-    _orm_beside_playwright,  # noqa: F401  (autouse fixture)
     _shot,
     _with_password,
     browser,  # noqa: F401  (fixture)

@@ -57,11 +57,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _orm_beside_playwright(monkeypatch) -> None:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
 @pytest.fixture
 def sms_sink(tmp_path) -> Iterator[SmsSink]:
     sink = SmsSink(tmp_path, secret=SECRET)

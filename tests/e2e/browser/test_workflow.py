@@ -57,13 +57,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _orm_beside_playwright(monkeypatch) -> None:
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-    # still synchronous and safe.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
 @pytest.fixture
 def clock_file(tmp_path, monkeypatch, now) -> Path:
     """The live server reads `now` from this file (mediation.core.clock)."""
